@@ -64,13 +64,15 @@ def choose_thresholds(
     button_names: Sequence[str],
     mode: ThresholdMode | str = ThresholdMode.MAX_F1,
     fallback_press_rates: Sequence[float] | None = None,
+    warn: bool = True,
 ) -> ThresholdChoice:
     """Choose one threshold per button from validation labels ``(N, n)`` and probabilities ``(N, n)``.
 
     A button without a positive label in validation has no F1 to maximise. Its
     threshold then matches ``fallback_press_rates[i]`` (the training split's
     press rate) and a warning names it; without fallback rates it is set above
-    every validation probability, so the policy never presses it.
+    every validation probability, so the policy never presses it. ``warn=False``
+    skips that warning, for the repeated choices of a per-epoch report.
     """
     mode = ThresholdMode(mode)
     labels = np.asarray(labels) != 0
@@ -93,11 +95,12 @@ def choose_thresholds(
             rate = 0.0 if fallback_press_rates is None else float(fallback_press_rates[i])
             thresholds[i] = _press_rate_threshold(column_scores, rate)
             method = "press_rate_fallback"
-            logger.warning(
-                "button '%s' has no positives in the validation split, so its threshold %.4f matches the "
-                "training press rate %.4f instead; record more episodes with this button to tune it",
-                name, thresholds[i], rate,
-            )
+            if warn:
+                logger.warning(
+                    "button '%s' has no positives in the validation split, so its threshold %.4f matches the "
+                    "training press rate %.4f instead; record more episodes with this button to tune it",
+                    name, thresholds[i], rate,
+                )
         elif mode is ThresholdMode.MAX_F1:
             thresholds[i], method = _max_f1_threshold(column_labels, column_scores), mode.value
         else:
