@@ -34,7 +34,7 @@ class CollectConfig:
     """Settings of one recording session (``scripts/collect_demos.py``)."""
 
     pilot: str = "expert"
-    """Who plays: "expert" (the Arena's scripted expert, headless) or "human" (keyboard, in a window)."""
+    """Pilot: "expert" (the Arena's scripted expert, headless) or "human" (keyboard, in a window)."""
     out: str = "runs/demos"
     """Store directory to create, or to add to with --resume."""
     episodes: int = 10
@@ -92,13 +92,13 @@ class CollectConfig:
 
 @dataclass
 class CollectResult:
-    """What a recording session wrote and how fast."""
+    """Episodes and steps that a recording session wrote, and its rate."""
 
     episodes: int = 0
     steps: int = 0
     wall_time_s: float = 0.0
     stopped: str | None = None
-    """Why recording stopped before all requested episodes, or None."""
+    """Reason recording stopped before all requested episodes, or None."""
     worker_steps_per_s: list[float] = field(default_factory=list)
     report: ImbalanceReport | None = None
 
@@ -134,7 +134,7 @@ def make_env(config: CollectConfig, render_mode: str | None = None):
 
 
 def run_collection(config: CollectConfig, *, out_stream=None) -> CollectResult | ImbalanceReport:
-    """Record a session as ``config`` says, then print the store's report; or only report with ``config.report``."""
+    """Record the session that ``config`` describes and print the store's report, or only print the report of ``config.report``."""
     config.validate()
     out_stream = out_stream or sys.stdout
     if config.report is not None:

@@ -142,9 +142,9 @@ def load_demos(
     """Load the episodes of a store as imitation trajectories.
 
     ``action_offset=k`` pairs observation ``t`` with the action of step ``t + k``
-    (modelling a human's reaction delay) and drops the last ``k`` observations of
-    each episode; episodes too short for it are left out with a warning. The
-    files on disk never change.
+    to model a human's reaction delay, and drops the last ``k`` observations of
+    each episode. Episodes too short for the offset are left out with a warning.
+    The files on disk never change.
 
     ``episodes`` selects episodes by position in the store's order or by id.
     ``button_names`` and ``game``, when given, must match the store's.
@@ -313,7 +313,7 @@ def _load_episode(
     has_final_obs = info.has_final_obs
     n_obs = stored_steps + 1 if has_final_obs else stored_steps
     if n_obs < 1:
-        logger.warning("skipping %s: it holds no steps", path_text)
+        logger.warning("skipping %s: it contains no steps", path_text)
         return None
 
     n_buttons = len(layout.button_names)

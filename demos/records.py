@@ -7,7 +7,7 @@ Each record is::
     payload_len uint32    little-endian, bytes of the payload
     crc32       uint32    zlib.crc32 of header and payload together
     header      JSON      UTF-8, an object with at least "kind"
-    payload     bytes     one zlib stream per array, laid out as header["fields"] says
+    payload     bytes     one zlib stream per array, laid out as header["fields"] describes
 
 Arrays are stored as raw little-endian bytes of the dtypes named in the header, so
 reading executes no code (no pickle). Each array is compressed on its own, so a
@@ -44,7 +44,7 @@ COMPRESSION_LEVEL = 1
 
 @dataclass(frozen=True)
 class FieldLayout:
-    """Where one array's compressed bytes lie in a record's payload."""
+    """Location of one array's compressed bytes in a record's payload."""
 
     name: str
     dtype: str
@@ -125,9 +125,9 @@ class ParsedFile:
 def parse_records(data: bytes | memoryview, path: str) -> ParsedFile:
     """Split an episode file's bytes into records, checking each record's length and checksum.
 
-    An incomplete last record is reported through ``torn_tail`` (a crash cuts the
-    file there); a checksum mismatch or bytes that are not a record raise
-    ``CorruptEpisodeError`` naming ``path``.
+    An incomplete last record is reported through ``torn_tail``, because a crash
+    cuts the file there. A checksum mismatch, or bytes that are not a record,
+    raise ``CorruptEpisodeError`` naming ``path``.
     """
     view = memoryview(data)
     records: list[Record] = []

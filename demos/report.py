@@ -2,7 +2,7 @@
 
 A policy trained on these labels learns the imbalance, so the report also shows
 what the trivial "nothing pressed" predictor scores: with rare buttons, its
-binary accuracy is high, which is why binary accuracy says little here.
+binary accuracy is high, so binary accuracy is a poor measure here.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def split_episodes(
     ``fractions`` give and returns the one whose per-button press-event rates
     (events per step) in every split are closest to the whole set's. Logs a
     warning naming the button and the count when the validation or test split
-    holds fewer than ``min_val_events`` press events of a button.
+    contains fewer than ``min_val_events`` press events of a button.
 
     Raises ``ValueError`` when there are fewer episodes than splits with a
     non-zero fraction.
@@ -187,7 +187,7 @@ def _warn_rare(split: EpisodeSplit, fractions: np.ndarray, min_val_events: int) 
         for button, count in split.press_events[name].items():
             if count < min_val_events:
                 logger.warning(
-                    "the %s split holds only %d press events of button %r (fewer than %d): its %s scores "
+                    "the %s split contains only %d press events of button %r (fewer than %d): its %s scores "
                     "for this button are noisy; record more episodes with this button pressed",
                     name, count, button, min_val_events, name,
                 )
