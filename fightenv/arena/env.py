@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import cv2
@@ -169,6 +171,9 @@ class ArenaEnv(gym.Env):
                 f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']} or None"
             )
 
+        if render_mode == "human":
+            require_display()
+
         self.difficulty = difficulty
         self.frame_shape = (3 if color else 1, int(height), int(width))
         self.color = color
@@ -280,6 +285,15 @@ class ArenaEnv(gym.Env):
             "opponent_meter": cpu.meter,
             "tick": self.game.tick_count,
         }
+
+
+def require_display() -> None:
+    """Raise a clear error where a window cannot open; OpenCV would abort the whole process instead."""
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        raise RuntimeError(
+            "render_mode='human' needs an X display, but DISPLAY is not set; run on a desktop session, "
+            "start a virtual one (Xvfb :99 & export DISPLAY=:99), or use render_mode='rgb_array'"
+        )
 
 
 def state_vector(game: Game) -> np.ndarray:

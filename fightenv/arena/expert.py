@@ -19,6 +19,7 @@ from fightenv.arena.rules import (
     SIDESTEP_OUT, SPECIAL, MOVE_SPECIAL, MOVE_SWEEP, TICK_HZ, Game, Phase,
 )
 
+ATTACK_BITS = (1 << PUNCH) | (1 << KICK) | (1 << GRAB) | (1 << SPECIAL)
 STRIKES = frozenset({"jab", "lunge", "kick", "sweep", "special"})
 # Distances in metres between body centres.
 THREAT_DISTANCE_M = 1.9
@@ -37,8 +38,8 @@ class ExpertStyle:
     grab_chance: float = 0.85
     """Chance to grab a guarding opponent within grab reach."""
     special_chance: float = 0.9
-    punish_chance: float = 0.85
-    attack_chance: float = 0.45
+    punish_chance: float = 0.95
+    attack_chance: float = 0.35
     """Chance per step to attack an idle opponent within reach."""
     sidestep_chance: float = 0.25
     """Chance to sidestep instead of guarding a lunge seen from mid range."""
@@ -58,16 +59,22 @@ class ArenaExpert:
         self._side_steps = 0
         self._side_button = SIDESTEP_IN
         self._previous = 0
+        self._tap_bits = 0
+        self._tap_steps = 0
 
     def act(self, game: Game) -> np.ndarray:
         """Return the buttons to hold for the next decision step, ``(len(BUTTONS),)`` uint8."""
-        buttons = self._decide(game)
-
-        # An attack button held in the last step is released once before it can be pressed again,
-        # except that a tap is sometimes held a second step, as people do.
-        repeated = buttons & self._previous & ((1 << PUNCH) | (1 << KICK) | (1 << GRAB) | (1 << SPECIAL))
-        if repeated and self.rng.random() < 0.7:
-            buttons &= ~repeated
+        if self._tap_steps > 0:
+            # Finish a tap: people hold an attack button for one to three steps.
+            self._tap_steps -= 1
+            buttons = self._decide(game) | self._tap_bits
+        else:
+            buttons = self._decide(game)
+            # An attack only starts on a fresh press, so a button held in the last step is released first.
+            buttons &= ~(self._previous & ATTACK_BITS)
+            self._tap_bits = buttons & ATTACK_BITS
+            if self._tap_bits:
+                self._tap_steps = int(self.rng.choice(3, p=(0.7, 0.25, 0.05)))
         if self.rng.random() < self.style.noise:
             buttons |= 1 << int(self.rng.integers(0, len(BUTTONS)))
         self._previous = buttons

@@ -25,7 +25,6 @@ from fightenv.arena.rules import (
 SKY = (34, 38, 52)
 FLOOR = (92, 84, 74)
 FLOOR_EDGE = (200, 196, 186)
-SHADOW = (52, 48, 44)
 HUD_BACK = (70, 22, 22)
 HEALTH_FILL = (60, 220, 80)
 METER_FILL = (70, 130, 255)
@@ -45,16 +44,20 @@ class FighterPalette:
     grab: tuple[int, int, int]
     stunned: tuple[int, int, int]
     special: tuple[int, int, int]
+    shadow: tuple[int, int, int]
+    """Shadow on the floor; tinted per fighter so that a probe can tell whose feet left the ground."""
 
 
 PALETTES = (
     FighterPalette(
         body=(50, 100, 230), head=(120, 160, 250), attack=(255, 240, 0), recovery=(120, 120, 140),
         guard=(0, 235, 235), grab=(255, 0, 255), stunned=(200, 220, 255), special=(255, 255, 255),
+        shadow=(24, 30, 78),
     ),
     FighterPalette(
         body=(210, 50, 40), head=(240, 130, 110), attack=(255, 140, 0), recovery=(150, 110, 90),
         guard=(40, 255, 40), grab=(150, 40, 255), stunned=(255, 200, 190), special=(255, 255, 150),
+        shadow=(84, 34, 30),
     ),
 )
 
@@ -128,7 +131,7 @@ class Renderer:
         image = self._background.copy()
         order = sorted((0, 1), key=lambda i: -game.fighters[i].z)
         for i in order:
-            self._draw_shadow(image, game.fighters[i])
+            self._draw_shadow(image, game.fighters[i], PALETTES[i])
         for i in order:
             self._draw_fighter(image, game.fighters[i], PALETTES[i])
         self._draw_hud(image, game)
@@ -136,10 +139,10 @@ class Renderer:
 
     # -- fighters ----------------------------------------------------------------
 
-    def _draw_shadow(self, image: np.ndarray, f: Fighter) -> None:
+    def _draw_shadow(self, image: np.ndarray, f: Fighter, palette: FighterPalette) -> None:
         u, v, depth = project(f.x, 0.0, f.z)
         radius = self._metres(0.32, depth)
-        cv2.ellipse(image, self._px(u, v), (radius, max(1, radius // 3)), 0, 0, 360, SHADOW, -1)
+        cv2.ellipse(image, self._px(u, v), (radius, max(1, radius // 3)), 0, 0, 360, palette.shadow, -1)
 
     def _metres(self, length_m: float, depth: float) -> int:
         """Return ``length_m`` at ``depth`` as a whole number of pixels (at least 1)."""
@@ -157,7 +160,8 @@ class Renderer:
             cv2.line(image, left, right, palette.stunned, max(2, self._metres(0.35, depth)))
             return
 
-        torso = palette.stunned if phase is Phase.HITSTUN else palette.body
+        # Blockstun shows on the torso too, so that it reads as stunned and not only as guarding.
+        torso = palette.stunned if phase in (Phase.HITSTUN, Phase.BLOCKSTUN) else palette.body
         hip = project(f.x, f.y + 0.8, f.z)
         neck = project(f.x, f.y + 1.45, f.z)
         half_width = self._metres(0.22, depth)
