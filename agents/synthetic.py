@@ -1,6 +1,6 @@
 """Synthetic demonstrations with skewed, learnable button prevalences, for tests and benchmarks.
 
-State features follow smooth random walks; button i is held while feature
+State features follow smooth mean-reverting AR(1) processes; button i is held while feature
 ``i % k`` stays above the quantile that gives it the requested prevalence, so
 presses come in holds of several steps and a policy can learn them from the
 state window. Frames are noise with a bright column whose position follows
@@ -30,10 +30,15 @@ def synthetic_trajectories(
     prevalences = np.asarray(prevalences, dtype=np.float64)
     n_buttons = len(prevalences)
     total = steps_per_episode + 1
-    walks = [np.cumsum(rng.normal(0, 0.3, size=(total, n_state)), axis=0).astype(np.float32)
-             for _ in range(n_episodes)]
-    for walk in walks:
-        walk -= walk.mean(axis=0)
+    walks = []
+    for _ in range(n_episodes):
+        # AR(1) with coefficient 0.9: smooth, and every episode covers the same stationary range.
+        noise = rng.normal(0, 0.45, size=(total, n_state))
+        walk = np.empty((total, n_state), dtype=np.float32)
+        walk[0] = rng.normal(0, 1.0, size=n_state)
+        for t in range(1, total):
+            walk[t] = 0.9 * walk[t - 1] + noise[t]
+        walks.append(walk)
     pooled = np.concatenate(walks)
     # Thresholds over the pooled walks give each button its prevalence across the whole set.
     thresholds = np.array([np.quantile(pooled[:, i % n_state] * (1 + i // n_state), 1 - p) if p > 0 else np.inf

@@ -42,7 +42,7 @@ from agents.checkpoint import (
     save_checkpoint,
 )
 from agents.dataset import WindowedDataset, WindowSpec
-from agents.losses import LossConfig, LossKind, PosWeightMode, build_loss, button_prevalence
+from agents.losses import ButtonLoss, LossConfig, LossKind, PosWeightMode, build_loss, button_prevalence
 from agents.metrics import SplitReport, evaluate_split, format_split_table
 from agents.policy import ButtonPolicy, make_policy, windowed_spaces
 from agents.policy_files import PolicyConfig, save_policy
@@ -201,7 +201,10 @@ def split_demo_set(config: TrainConfig, demo_set: Any) -> SplitData:
     spec = WindowSpec(config.n_frames, config.state_window)
     trajectories = demo_set.trajectories
     if config.split is SplitKind.EPISODES:
-        split = demos.splits.split_episodes(demo_set, config.split_fractions, seed=config.seed)
+        try:
+            split = demos.splits.split_episodes(demo_set, config.split_fractions, seed=config.seed)
+        except ValueError as error:
+            raise TrainingError(f"cannot split the {len(trajectories)} episodes of {demo_set.path}: {error}") from error
         if not split.train:
             raise TrainingError(f"the training split of {len(trajectories)} episodes is empty; record more "
                                 "episodes or raise the first --split-fractions value")
@@ -309,6 +312,23 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
+def init_policy(config: TrainConfig, layout: DataLayout, loss_fn: ButtonLoss, prevalence: np.ndarray) -> ButtonPolicy:
+    """Build the policy for ``layout`` with its output bias at the loss's initial bias for ``prevalence``.
+
+    For BCE-type losses that bias is logit(prevalence) per button of the
+    training split, so the first epoch starts from the base rates instead of 0.5.
+    """
+    observation_space, action_space = windowed_spaces(
+        layout.frame_shape, len(layout.state_names), len(layout.button_names), config.n_frames, config.state_window
+    )
+    policy = make_policy(observation_space, action_space, config.extractor_kwargs(), config.net_arch())
+    policy.set_output_bias(loss_fn.initial_bias(prevalence))
+    # Behavioural cloning never uses the critic; frozen parameters also keep DDP from waiting on their gradients.
+    for parameter in policy.value_net.parameters():
+        parameter.requires_grad_(False)
+    return policy
+
+
 def _check_resume(state: TrainingState, config: TrainConfig, layout: DataLayout) -> None:
     if list(state.button_names) != list(layout.button_names):
         raise TrainingError(
@@ -384,17 +404,9 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    observation_space, action_space = windowed_spaces(
-        layout.frame_shape, len(layout.state_names), len(layout.button_names), config.n_frames, config.state_window
-    )
-    policy = make_policy(observation_space, action_space, config.extractor_kwargs(), config.net_arch()).to(device)
     train_actions = data.train.actions.numpy()
     loss_fn = build_loss(config.loss_config(), train_actions, layout.button_names).to(device)
-    prevalence = button_prevalence(train_actions)
-    policy.set_output_bias(loss_fn.initial_bias(prevalence))
-    # Behavioural cloning never uses the critic; frozen parameters also keep DDP from waiting on their gradients.
-    for parameter in policy.value_net.parameters():
-        parameter.requires_grad_(False)
+    policy = init_policy(config, layout, loss_fn, button_prevalence(train_actions)).to(device)
     optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate,
                                  weight_decay=config.weight_decay)
 

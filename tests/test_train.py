@@ -1,0 +1,216 @@
+"""The training loop on synthetic trajectories and on recorded Arena demonstrations."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import fightenv  # noqa: F401  (registers fightenv/Arena-v0)
+from agents import load_policy
+from agents.dataset import WindowedDataset, WindowSpec
+from agents.pilots import ExpertPilot
+from agents.session import run_episode
+from agents.synthetic import synthetic_trajectories
+from agents.train import DataLayout, SplitData, TrainConfig, TrainingError, fit
+from demos.manifest import StoreLayout
+from demos.store import EpisodeStore
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+FRAME_SHAPE = (1, 36, 36)
+# The last button is never pressed, to exercise "no positives" handling.
+PREVALENCES = (0.4, 0.2, 0.1, 0.05, 0.0)
+BUTTONS = ("forward", "punch", "guard", "grab", "special")
+STATES = tuple(f"s{i}" for i in range(4))
+
+
+def synthetic_split(n_frames: int = 2, state_window: int = 4, seed: int = 0, corrupt_states: bool = False) -> SplitData:
+    trajectories = synthetic_trajectories(10, 150, PREVALENCES, FRAME_SHAPE, n_state=4, seed=seed)
+    if corrupt_states:
+        trajectories[0].obs.get("state")[5, 0] = np.nan
+    spec = WindowSpec(n_frames, state_window)
+
+    def build(indices):
+        return WindowedDataset.from_trajectories([trajectories[i] for i in indices], spec)
+
+    return SplitData(DataLayout(BUTTONS, STATES, FRAME_SHAPE, 15.0, "synthetic"), build(range(6)), build([6, 7]),
+                     build([8, 9]), {"kind": "episodes"})
+
+
+def small_config(tmp_path: Path, **overrides) -> TrainConfig:
+    values = dict(out=str(tmp_path), epochs=2, batch_size=32, num_threads=1, progress=False, n_frames=2,
+                  state_window=4, cnn_channels=(4, 8, 8), frame_features=16, state_hidden=8, hidden=16)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_fit_writes_report_policy_and_scalars(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        result = fit(small_config(tmp_path), synthetic_split(), tmp_path)
+    assert "'special' is never pressed in the training split" in caplog.text
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    test = metrics["test"]
+    for name in BUTTONS[:4]:
+        for key in ("precision", "recall", "f1", "ap", "prevalence", "threshold"):
+            assert key in test["per_button"][name], (name, key)
+        assert test["per_button"][name]["f1"] is not None
+    assert test["per_button"]["special"]["f1"] is None
+    assert test["per_button"]["special"]["ap"] is None
+    for key in ("macro_f1", "macro_ap", "binary_accuracy", "all_zero_binary_accuracy", "micro_f1", "exact_match"):
+        assert key in test
+    assert test["macro_f1"] == pytest.approx(np.mean([test["per_button"][b]["f1"] for b in BUTTONS[:4]]))
+    assert len(metrics["history"]) == 2
+    assert result.test_report.macro_ap == pytest.approx(test["macro_ap"])
+
+    for name in ("pr_curves.png", "press_rates.png", "calibration.png", "policy.json", "policy.safetensors"):
+        assert (tmp_path / name).is_file(), name
+    loaded = load_policy(tmp_path)
+    assert loaded.config.button_names == list(BUTTONS)
+    assert loaded.policy.has_thresholds
+    assert loaded.config.training["best_epoch"] == result.best_epoch
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "val/macro_ap", "val/ap/forward", "perf/samples_per_s"} <= tags
+
+
+def test_fit_learns_synthetic_buttons(tmp_path):
+    """Buttons follow the state window, so a few epochs must beat AP's chance level (the prevalence)."""
+    config = small_config(tmp_path, epochs=8, learning_rate=3e-3, tensorboard=False, plots=False)
+    result = fit(config, synthetic_split(), tmp_path)
+    for button in result.test_report.buttons[:3]:
+        assert button.ap > button.prevalence + 0.1, button
+
+
+def test_resume_continues_from_checkpoint(tmp_path):
+    data = synthetic_split()
+    fit(small_config(tmp_path, epochs=1, tensorboard=False, plots=False), data, tmp_path)
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1
+    result = fit(small_config(tmp_path, epochs=2, resume=True, tensorboard=False, plots=False), data, tmp_path)
+    assert [entry["epoch"] for entry in result.history] == [1, 2]
+    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["global_step"] > state["global_step"]
+
+
+def test_resume_rejects_other_buttons(tmp_path):
+    data = synthetic_split()
+    fit(small_config(tmp_path, epochs=1, tensorboard=False, plots=False), data, tmp_path)
+    other = SplitData(DataLayout(("a", "b", "c", "d", "e"), STATES, FRAME_SHAPE), data.train, data.val, data.test,
+                      data.description)
+    with pytest.raises(TrainingError) as error:
+        fit(small_config(tmp_path, epochs=2, resume=True), other, tmp_path)
+    assert str(list(BUTTONS)) in str(error.value)
+    assert "['a', 'b', 'c', 'd', 'e']" in str(error.value)
+
+
+def test_resume_rejects_other_architecture(tmp_path):
+    data = synthetic_split()
+    fit(small_config(tmp_path, epochs=1, tensorboard=False, plots=False), data, tmp_path)
+    with pytest.raises(TrainingError, match="n_frames: run 2, now 3"):
+        fit(small_config(tmp_path, epochs=2, resume=True, n_frames=3), synthetic_split(n_frames=3), tmp_path)
+
+
+def test_nan_loss_names_batch_and_step(tmp_path):
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, batch \d+ \(global step \d+\)"):
+        fit(small_config(tmp_path, tensorboard=False, plots=False), synthetic_split(corrupt_states=True), tmp_path)
+
+
+def test_empty_split_is_rejected():
+    with pytest.raises(ValueError, match="the split is empty"):
+        WindowedDataset.from_trajectories([], WindowSpec())
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="decision must be 'thresholds' or 'sample'"):
+        TrainConfig(decision="always")
+    with pytest.raises(ValueError, match="'focal_loss' is not a valid LossKind"):
+        TrainConfig(loss="focal_loss")
+
+
+# -- scripts/train_bc.py on recorded Arena demonstrations ------------------------------------------------------
+
+
+def record_arena_demos(path: Path, episodes: int, round_time_s: float = 6.0) -> None:
+    env = gym.make("fightenv/Arena-v0", round_time_s=round_time_s)
+    with EpisodeStore.open(path, "create", **asdict(StoreLayout.from_env(env))) as store:
+        for seed in range(episodes):
+            run_episode(env, ExpertPilot(seed=seed), seed=seed, recorder=store)
+
+
+SMALL_ARGS = ["--epochs", "2", "--batch-size", "64", "--num-threads", "1", "--no-progress", "--cnn-channels", "4",
+              "8", "8", "--frame-features", "16", "--state-hidden", "8", "--hidden", "16"]
+
+
+def run_script(args: list[str], timeout_s: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, str(REPO / "scripts" / "train_bc.py"), *args], capture_output=True, text=True,
+                          timeout=timeout_s, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_train_bc_script_on_arena_demos(tmp_path):
+    demos = tmp_path / "demos"
+    record_arena_demos(demos, episodes=8)
+    out = tmp_path / "run"
+    done = run_script(["--demos", str(demos), "--out", str(out), *SMALL_ARGS])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "binary accuracy" in done.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]["per_button"]) == set(fightenv.arena.BUTTONS)
+    assert metrics["split"]["kind"] == "episodes"
+    assert json.loads((out / "config.json").read_text())["epochs"] == 2
+
+    env = gym.make("fightenv/Arena-v0")
+    assert load_policy(out, env=env).config.thresholds is not None
+
+    baseline = tmp_path / "baseline"
+    done = run_script(["--demos", str(demos), "--out", str(baseline), "--preset", "seed-baseline", *SMALL_ARGS])
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((baseline / "metrics.json").read_text())
+    assert metrics["split"]["kind"] == "frames"
+    assert all(button["threshold"] == 0.5 for button in metrics["test"]["per_button"].values())
+
+    # A second run into the same directory without --resume must not overwrite it.
+    done = run_script(["--demos", str(demos), "--out", str(out), *SMALL_ARGS])
+    assert done.returncode == 2
+    assert "pass --resume" in done.stderr
+
+
+@pytest.mark.slow
+def test_train_bc_script_rejects_too_few_episodes(tmp_path):
+    demos = tmp_path / "demos"
+    record_arena_demos(demos, episodes=2, round_time_s=2.0)
+    done = run_script(["--demos", str(demos), "--out", str(tmp_path / "run"), *SMALL_ARGS])
+    assert done.returncode == 2
+    assert "cannot split the 2 episodes" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tmp_path):
+    demos = tmp_path / "demos"
+    record_arena_demos(demos, episodes=6, round_time_s=4.0)
+    out = tmp_path / "run"
+    torchrun = Path(PYTHON).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", str(REPO / "scripts" / "train_bc.py"),
+         "--demos", str(demos), "--out", str(out), "--device", "cpu", *SMALL_ARGS],
+        capture_output=True, text=True, timeout=300, cwd=REPO, env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "x 2 processes" in done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2
+    assert load_policy(out).policy.has_thresholds
