@@ -1,0 +1,16 @@
+"""The screen backend: any game window as a Gymnasium env, seen with ``mss`` and played with ``pynput``.
+
+- ``profile``: game profiles (TOML), ``load_profile(path)``.
+- ``probes``: computer-vision state probes, ``StateReader``.
+- ``capture``: window lookup and capture, black and frozen detection.
+- ``keys``: key names, ``KeySender`` (releases keys on every exit), hotkeys, held keys read from X.
+- ``checks``: capability checks (display, Wayland, keys).
+- ``env``: ``ScreenEnv``, registered as ``fightenv/Screen-v0``.
+
+Only ``profile`` and ``probes`` are imported here; the rest need an X display.
+"""
+
+from fightenv.screen.profile import ARENA_PROFILE, Profile, ProfileError, load_profile
+from fightenv.screen.probes import Reading, StateReader
+
+__all__ = ["ARENA_PROFILE", "Profile", "ProfileError", "Reading", "StateReader", "load_profile"]

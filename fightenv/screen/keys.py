@@ -1,0 +1,346 @@
+"""Keys: canonical key names, sending button changes as key events, hotkeys, and held keys read from X.
+
+Key names in profiles are lower case: letters ``a``-``z``, digits ``0``-``9``,
+punctuation characters, ``space``, ``enter``, ``tab``, ``esc``, ``backspace``,
+arrows ``up`` ``down`` ``left`` ``right``, modifiers ``shift`` ``ctrl``
+``alt`` (and ``shift_r`` ``ctrl_r`` ``alt_r``), ``f1``-``f12``, ``insert``
+``delete`` ``home`` ``end`` ``page_up`` ``page_down``.
+
+Keys go out through ``pynput``, which on X11 uses the XTest extension: the X
+server receives them as if typed, and the focused window gets them. Games that
+read the keyboard some other way may ignore them. On Windows, DirectInput games
+often read hardware scan codes and ignore virtual-key events, and a game that
+runs elevated (as administrator) ignores events from a non-elevated sender; run
+the sender elevated and use a scan-code sender for those games.
+
+``pynput`` is imported only when a sender or listener is built, because it
+connects to the display on import and fails without one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# Canonical key name -> X keysym name. Single characters map to their keysym below.
+_SPECIAL_KEYSYMS = {
+    "space": "space", "enter": "Return", "tab": "Tab", "esc": "Escape", "backspace": "BackSpace",
+    "up": "Up", "down": "Down", "left": "Left", "right": "Right",
+    "shift": "Shift_L", "shift_r": "Shift_R", "ctrl": "Control_L", "ctrl_r": "Control_R",
+    "alt": "Alt_L", "alt_r": "Alt_R",
+    "insert": "Insert", "delete": "Delete", "home": "Home", "end": "End",
+    "page_up": "Prior", "page_down": "Next",
+    **{f"f{n}": f"F{n}" for n in range(1, 13)},
+}
+_PUNCTUATION_KEYSYMS = {
+    ",": "comma", ".": "period", "/": "slash", ";": "semicolon", "'": "apostrophe", "[": "bracketleft",
+    "]": "bracketright", "-": "minus", "=": "equal", "`": "grave", "\\": "backslash",
+}
+KEY_NAMES: dict[str, str] = {
+    **{c: c for c in string.ascii_lowercase + string.digits},
+    **_PUNCTUATION_KEYSYMS,
+    **_SPECIAL_KEYSYMS,
+}
+"""Every accepted key name, mapped to its X keysym name."""
+
+_ALIASES = {
+    "return": "enter", "escape": "esc", "control": "ctrl", "ctrl_l": "ctrl", "shift_l": "shift",
+    "alt_l": "alt", "alt_gr": "alt_r", "pageup": "page_up", "pagedown": "page_down", "del": "delete",
+    "arrow_up": "up", "arrow_down": "down", "arrow_left": "left", "arrow_right": "right",
+}
+
+
+def normalize_key_name(name: str) -> str:
+    """Return the canonical name of key ``name`` (case-insensitive, with common aliases); raise ValueError if unknown."""
+    if len(name) == 1:
+        lowered = name.lower()
+        if lowered in KEY_NAMES:
+            return lowered
+    lowered = name.strip().lower().replace(" ", "_").replace("-", "_")
+    lowered = _ALIASES.get(lowered, lowered)
+    if lowered not in KEY_NAMES:
+        raise ValueError(
+            f"unknown key name {name!r}; use a letter, digit, punctuation character or one of "
+            f"{', '.join(sorted(_SPECIAL_KEYSYMS))}"
+        )
+    return lowered
+
+
+def pynput_key(name: str) -> Any:
+    """Return the ``pynput`` key object for canonical key ``name``."""
+    from pynput.keyboard import Key, KeyCode
+
+    if len(name) == 1:
+        return KeyCode.from_char(name)
+    return getattr(Key, name)
+
+
+def name_of_pynput_key(key: Any) -> str | None:
+    """Return the canonical name of a key reported by a ``pynput`` listener, or None if it has none."""
+    from pynput.keyboard import Key
+
+    if isinstance(key, Key):
+        try:
+            return normalize_key_name(key.name)
+        except ValueError:
+            return None
+    char = getattr(key, "char", None)
+    if char:
+        try:
+            return normalize_key_name(char)
+        except ValueError:
+            return None
+    return None
+
+
+# -- key output ----------------------------------------------------------------------
+
+
+class KeySender:
+    """Holds keys down while their buttons are 1, and releases every held key on any way out.
+
+    ``send(action)`` presses the keys whose buttons became 1 and releases those
+    that became 0. Every key this sender holds is released by ``close()``, by
+    ``release_all()``, at interpreter exit, on SIGINT and SIGTERM (the previous
+    handlers then run; SIGTERM under the default handler raises ``SystemExit``
+    so ``finally`` blocks still run), and by a watchdog thread when ``send`` or
+    ``heartbeat`` has not been called for ``watchdog_s`` seconds.
+
+    NOTE: SIGKILL and a crash of the Python process itself cannot be caught.
+    Keys sent through XTest then stay down until something releases them, for
+    example ``xdotool keyup KEY``.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        watchdog_s: float | None = 0.5,
+        handle_signals: bool = True,
+    ) -> None:
+        from pynput.keyboard import Controller
+
+        self.key_names = tuple(normalize_key_name(k) for k in keys)
+        self._keys = [pynput_key(k) for k in self.key_names]
+        self._controller = Controller()
+        self._held = np.zeros(len(self._keys), dtype=bool)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._last_beat_s = time.monotonic()
+        self.watchdog_s = watchdog_s
+        self.watchdog_releases = 0
+
+        self._previous_handlers: dict[int, Any] = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+        atexit.register(self.release_all)
+
+        self._stop_watchdog = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        if watchdog_s is not None:
+            if watchdog_s <= 0:
+                raise ValueError(f"watchdog_s must be positive seconds or None, got {watchdog_s!r}")
+            self._watchdog = threading.Thread(target=self._watch, name="key-watchdog", daemon=True)
+            self._watchdog.start()
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        """Names of the keys this sender holds down now."""
+        with self._lock:
+            return tuple(name for name, down in zip(self.key_names, self._held) if down)
+
+    def send(self, action: np.ndarray | Sequence[int]) -> None:
+        """Press the keys of buttons that became 1 and release those that became 0."""
+        wanted = np.asarray(action).reshape(-1).astype(bool)
+        if wanted.shape != self._held.shape:
+            raise ValueError(f"action must have one value per key {list(self.key_names)}, got shape {np.shape(action)}")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this KeySender is closed; create a new one")
+            self._last_beat_s = time.monotonic()
+            for i in np.flatnonzero(self._held & ~wanted):
+                self._controller.release(self._keys[i])
+                self._held[i] = False
+            for i in np.flatnonzero(wanted & ~self._held):
+                self._controller.press(self._keys[i])
+                self._held[i] = True
+
+    def heartbeat(self) -> None:
+        """Tell the watchdog that the loop is alive without changing any key."""
+        self._last_beat_s = time.monotonic()
+
+    def release_all(self) -> list[str]:
+        """Release every key this sender holds; return their names."""
+        with self._lock:
+            released = []
+            for i in np.flatnonzero(self._held):
+                try:
+                    self._controller.release(self._keys[i])
+                except Exception:  # noqa: BLE001 - keep releasing the other keys whatever one failure was.
+                    logger.exception("releasing key %r failed", self.key_names[i])
+                self._held[i] = False
+                released.append(self.key_names[i])
+            return released
+
+    def close(self) -> None:
+        """Release every held key, stop the watchdog and restore the previous signal handlers."""
+        with self._lock:
+            self.release_all()
+            self._closed = True
+        self._stop_watchdog.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join(timeout=1.0)
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in self._previous_handlers.items():
+                if signal.getsignal(signum) == self._on_signal:
+                    signal.signal(signum, handler)
+        self._previous_handlers.clear()
+        atexit.unregister(self.release_all)
+
+    def __enter__(self) -> KeySender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        released = self.release_all()
+        logger.warning("signal %s: released keys %s", signal.Signals(signum).name, released)
+        previous = self._previous_handlers.get(signum, signal.SIG_DFL)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_IGN:
+            return
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:
+            raise SystemExit(128 + signum)
+
+    def _watch(self) -> None:
+        interval = min(0.05, self.watchdog_s / 4)
+        while not self._stop_watchdog.wait(interval):
+            stalled_s = time.monotonic() - self._last_beat_s
+            if stalled_s > self.watchdog_s and self._held.any():
+                released = self.release_all()
+                if released:
+                    self.watchdog_releases += 1
+                    logger.warning(
+                        "no key update for %.2f s (watchdog limit %.2f s): released keys %s",
+                        stalled_s, self.watchdog_s, released,
+                    )
+
+
+# -- hotkeys -------------------------------------------------------------------------
+
+
+class HotkeyListener:
+    """Calls ``callback(action)`` when a hotkey goes down; ignores and stores no other key.
+
+    ``hotkeys`` maps an action ("pause", "stop", "episode_end") to a canonical key name.
+    """
+
+    def __init__(self, hotkeys: dict[str, str], callback: Callable[[str], None]) -> None:
+        from pynput import keyboard
+
+        self._actions = {normalize_key_name(key): action for action, key in hotkeys.items()}
+        self._callback = callback
+        self._listener = keyboard.Listener(on_press=self._on_press)
+        self._listener.daemon = True
+
+    def start(self) -> None:
+        self._listener.start()
+        self._listener.wait()
+
+    def stop(self) -> None:
+        self._listener.stop()
+        if self._listener is threading.current_thread():
+            return
+        # pynput 1.8's X11 listener sends its RECORD "disable" on the connection that is blocked
+        # waiting for events, so the listener thread waits for the next key event. Disabling the
+        # context from the listener's second connection, and flushing it, ends the thread now.
+        stop_display = getattr(self._listener, "_display_stop", None)
+        context = getattr(self._listener, "_context", None)
+        if stop_display is not None and context is not None:
+            try:
+                stop_display.record_disable_context(context)
+                stop_display.flush()
+            except Exception:  # noqa: BLE001 - the connection may already be closed, which also ends the thread.
+                pass
+        self._listener.join(timeout=2.0)
+        if self._listener.is_alive():
+            logger.warning("the hotkey listener thread did not stop within 2 s; it is a daemon thread and ends with the process")
+
+    def _on_press(self, key: Any) -> None:
+        name = name_of_pynput_key(key)
+        action = self._actions.get(name) if name is not None else None
+        if action is None:
+            return
+        try:
+            self._callback(action)
+        except Exception:  # noqa: BLE001 - an exception would stop the listener thread for good.
+            logger.exception("hotkey %r (%s) handler failed", name, action)
+
+
+# -- reading held keys from the X server ---------------------------------------------
+
+
+class XKeyboardState:
+    """Reads which of some keys are held now, straight from the X server (``XQueryKeymap``).
+
+    Only the keys named at construction are looked at; the rest of the keymap
+    is discarded. ``display`` is an open ``Xlib.display.Display`` or None to
+    open one on ``$DISPLAY``.
+    """
+
+    def __init__(self, names: Iterable[str], display: Any = None) -> None:
+        from Xlib import XK
+        from Xlib import display as xdisplay
+
+        self._own_display = display is None
+        self.display = display if display is not None else xdisplay.Display()
+        self.names = tuple(normalize_key_name(n) for n in names)
+        self.keycodes: list[int] = []
+        for name in self.names:
+            keysym = XK.string_to_keysym(KEY_NAMES[name])
+            keycode = self.display.keysym_to_keycode(keysym)
+            if keycode == 0:
+                raise ValueError(
+                    f"key {name!r} (keysym {KEY_NAMES[name]}) has no keycode in this X server's keyboard "
+                    "mapping; pick another key or add it with xmodmap"
+                )
+            self.keycodes.append(keycode)
+
+    def held(self) -> np.ndarray:
+        """Return ``(len(names),)`` bool: which of the keys are down now."""
+        keymap = self.display.query_keymap()
+        return np.array([bool(keymap[code // 8] >> (code % 8) & 1) for code in self.keycodes], dtype=bool)
+
+    def held_names(self) -> tuple[str, ...]:
+        return tuple(name for name, down in zip(self.names, self.held()) if down)
+
+    def close(self) -> None:
+        if self._own_display:
+            self.display.close()
+
+
+def any_key_down(display_name: str | None = None) -> list[int]:
+    """Return the keycodes of every key the X server reports down; for tests and diagnostics."""
+    from Xlib import display as xdisplay
+
+    display = xdisplay.Display(display_name or os.environ.get("DISPLAY"))
+    try:
+        keymap = display.query_keymap()
+    finally:
+        display.close()
+    return [byte * 8 + bit for byte, value in enumerate(keymap) for bit in range(8) if value >> bit & 1]
