@@ -9,12 +9,14 @@ ends with the imbalance report of the whole store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import queue
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,23 +209,18 @@ def _record_expert(env, store: EpisodeStore, config: CollectConfig, episode_numb
         bar = tqdm(total=len(episode_numbers), desc="recording (expert)", unit="episode")
     start_s = time.perf_counter()
     try:
-        for number in episode_numbers:
-            episode = run_episode(
-                env, pilot, seed=config.seed + number, recorder=store, max_steps=config.max_steps
-            )
-            result.episodes += 1
-            result.steps += episode.steps
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(steps_per_s=f"{result.steps / (time.perf_counter() - start_s):.0f}")
-            if progress is not None:
-                progress(episode.steps)
-    except StoreWriteError as error:
-        result.stopped = str(error)
-        logger.error("recording stopped: %s", error)
-    except KeyboardInterrupt:
-        result.stopped = "interrupted (Ctrl+C)"
-        logger.warning("recording interrupted; the open episode is kept as a partial episode")
+        with stop_on_failure(result):
+            for number in episode_numbers:
+                episode = run_episode(
+                    env, pilot, seed=config.seed + number, recorder=store, max_steps=config.max_steps
+                )
+                result.episodes += 1
+                result.steps += episode.steps
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(steps_per_s=f"{result.steps / (time.perf_counter() - start_s):.0f}")
+                if progress is not None:
+                    progress(episode.steps)
     finally:
         store.close()
         if bar is not None:
@@ -231,6 +228,19 @@ def _record_expert(env, store: EpisodeStore, config: CollectConfig, episode_numb
     result.wall_time_s = time.perf_counter() - start_s
     result.worker_steps_per_s = [result.steps_per_s]
     return result
+
+
+@contextlib.contextmanager
+def stop_on_failure(result: CollectResult) -> Iterator[None]:
+    """End recording on a failed write or Ctrl+C by setting ``result.stopped``, so the session still reports."""
+    try:
+        yield
+    except StoreWriteError as error:
+        result.stopped = str(error)
+        logger.error("recording stopped: %s", error)
+    except KeyboardInterrupt:
+        result.stopped = "interrupted (Ctrl+C)"
+        logger.warning("recording interrupted; the open episode is kept as a partial episode")
 
 
 def _worker_main(config_dict: dict, session: int, worker: int, messages) -> None:

@@ -9,6 +9,7 @@ states, float32 actions and the per-step fields, and one chunk at a time on top.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 import os
 import zlib
 from collections.abc import Sequence
@@ -87,6 +88,9 @@ class DemoSet:
     trajectories: list[Trajectory]
     manifest: dict[str, Any] = field(repr=False)
     _step_fields: list[StepFields] = field(repr=False, default_factory=list)
+    _frame_buffer: np.ndarray | None = field(repr=False, default=None)
+    """One array holding every episode's frames; each trajectory's frames are a view into it."""
+    _state_buffer: np.ndarray | None = field(repr=False, default=None)
 
     def __len__(self) -> int:
         return len(self.trajectories)
@@ -105,27 +109,20 @@ class DemoSet:
 
     @property
     def frame_bytes(self) -> int:
-        """Bytes of the frame arrays of all trajectories."""
-        return sum(_base(t.obs.get("frame")).nbytes for t in self.trajectories)
+        """Bytes of the frame buffer that the trajectories' frames are views of."""
+        return self._frame_buffer.nbytes
 
     @property
     def nbytes(self) -> int:
         """Bytes of every array this set holds: frames, states, actions and step fields."""
-        total = 0
+        total = self._frame_buffer.nbytes + self._state_buffer.nbytes
         for trajectory, fields in zip(self.trajectories, self._step_fields):
-            total += _base(trajectory.obs.get("frame")).nbytes + _base(trajectory.obs.get("state")).nbytes
-            total += _base(trajectory.acts).nbytes
-            total += sum(
-                getattr(fields, name).nbytes
-                for name in ("timestamp_s", "source", "action", "agent_action", "corrector_action", "intervened", "reward")
-            )
+            total += trajectory.acts.nbytes
+            total += sum(getattr(fields, name).nbytes for name in _STEP_ARRAYS)
         return total
 
 
-def _base(array: np.ndarray) -> np.ndarray:
-    while array.base is not None and isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
+_STEP_ARRAYS = ("timestamp_s", "source", "action", "agent_action", "corrector_action", "intervened", "reward")
 
 
 def load_demos(
@@ -138,6 +135,7 @@ def load_demos(
     button_names: Sequence[str] | None = None,
     game: str | None = None,
     progress: bool = False,
+    threads: int = min(8, os.cpu_count() or 1),
 ) -> DemoSet:
     """Load the episodes of a store as imitation trajectories.
 
@@ -147,6 +145,8 @@ def load_demos(
     The files on disk never change.
 
     ``episodes`` selects episodes by position in the store's order or by id.
+    ``threads`` episodes are decompressed at once; each holds one file's bytes
+    in memory while it loads.
     ``button_names`` and ``game``, when given, must match the store's.
     A truncated or corrupt episode file raises ``CorruptEpisodeError`` naming
     it; with ``skip_bad=True`` it is left out with a warning instead.
@@ -167,27 +167,57 @@ def load_demos(
     index = read_index(store_path)
     source_names = tuple(manifest.get("source_names", SOURCE_NAMES))
 
-    infos: list[EpisodeInfo] = []
-    trajectories: list[Trajectory] = []
-    step_fields: list[StepFields] = []
-    iterator = files
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(files, desc="loading episodes", unit="episode")
-    for file_path in iterator:
+    # Pass 1: count each episode's observations from its record headers, without reading payloads.
+    plans: list[_EpisodePlan] = []
+    for file_path in files:
         try:
-            loaded = _load_episode(file_path, layout, index.get(file_path.stem), source_names)
+            plan = _plan_episode(file_path)
         except CorruptEpisodeError as error:
             if not skip_bad:
                 raise
             logger.warning("skipping episode: %s", error)
             continue
-        if loaded is None:
+        if plan is not None and (include_partial or not plan.partial):
+            plans.append(plan)
+
+    # One buffer for all frames: a single large allocation is faster to fill than one per episode
+    # (numpy asks for transparent huge pages above 4 MiB), and it is the only copy of the frames.
+    total_obs = sum(plan.n_obs for plan in plans)
+    frame_buffer = np.empty((total_obs, *layout.frame_shape), dtype=np.uint8)
+    state_buffer = np.empty((total_obs, len(layout.state_names)), dtype=np.float32)
+    bounds = np.cumsum([0, *(plan.n_obs for plan in plans)])
+
+    # Pass 2: check and decompress every episode into its rows; zlib and numpy copies release the GIL.
+    def load_one(i: int):
+        rows = slice(bounds[i], bounds[i + 1])
+        try:
+            return _load_episode(
+                plans[i], frame_buffer[rows], state_buffer[rows], layout, index.get(plans[i].path.stem), source_names
+            )
+        except CorruptEpisodeError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(plans)))) as pool:
+        results = pool.map(load_one, range(len(plans)))
+        if progress:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(plans), desc="loading episodes", unit="episode")
+        loaded_episodes = list(results)
+
+    infos: list[EpisodeInfo] = []
+    trajectories: list[Trajectory] = []
+    step_fields: list[StepFields] = []
+    for i, loaded in enumerate(loaded_episodes):
+        if isinstance(loaded, CorruptEpisodeError):
+            if not skip_bad:
+                raise loaded
+            # NOTE: the skipped episode's rows stay allocated in the frame buffer, unused.
+            logger.warning("skipping episode: %s", loaded)
             continue
-        info, frames, states, fields, terminal = loaded
-        if info.partial and not include_partial:
-            continue
+        info, fields, terminal = loaded
+        frames = frame_buffer[bounds[i] : bounds[i + 1]]
+        states = state_buffer[bounds[i] : bounds[i + 1]]
         trajectory = _make_trajectory(frames, states, fields.action, terminal, action_offset)
         if trajectory is None:
             logger.warning(
@@ -216,6 +246,8 @@ def load_demos(
         trajectories=trajectories,
         manifest=manifest,
         _step_fields=step_fields,
+        _frame_buffer=frame_buffer,
+        _state_buffer=state_buffer,
     )
 
 
@@ -302,23 +334,53 @@ def _read_episode(file_path: Path, indexed: IndexEntry | None) -> _EpisodeRecord
     return _EpisodeRecords(info, chunks, end, path_text)
 
 
-def _load_episode(
-    file_path: Path, layout: StoreLayout, indexed: IndexEntry | None, source_names: tuple[str, ...]
-) -> tuple[EpisodeInfo, np.ndarray, np.ndarray, StepFields, bool] | None:
-    read = _read_episode(file_path, indexed)
-    if read is None:
+@dataclass(frozen=True)
+class _EpisodePlan:
+    """Sizes of one episode read from its record headers, before its payloads are read."""
+
+    path: Path
+    stored_steps: int
+    has_final_obs: bool
+    partial: bool
+
+    @property
+    def n_obs(self) -> int:
+        return self.stored_steps + 1 if self.has_final_obs else self.stored_steps
+
+
+def _plan_episode(file_path: Path) -> _EpisodePlan | None:
+    headers = [header for header, _, _ in records.iter_headers(str(file_path))]
+    if not headers or headers[0].get("kind") != records.KIND_BEGIN:
+        return _EpisodePlan(file_path, 0, False, True)
+    end = headers[-1] if headers[-1].get("kind") == records.KIND_END else None
+    steps = sum(h["steps"] for h in headers if h.get("kind") == records.KIND_STEPS)
+    info = _episode_info(file_path, headers[0], end, steps)
+    plan = _EpisodePlan(file_path, steps, info.has_final_obs, info.partial)
+    if plan.n_obs < 1:
+        logger.warning("skipping %s: it contains no steps", file_path)
         return None
+    return plan
+
+
+def _load_episode(
+    plan: _EpisodePlan,
+    frames: np.ndarray,
+    states: np.ndarray,
+    layout: StoreLayout,
+    indexed: IndexEntry | None,
+    source_names: tuple[str, ...],
+) -> tuple[EpisodeInfo, StepFields, bool]:
+    """Check one episode file and decompress it into ``frames`` and ``states`` (rows planned in pass 1)."""
+    read = _read_episode(plan.path, indexed)
+    if read is None or (read.info.length, read.info.has_final_obs) != (plan.stored_steps, plan.has_final_obs):
+        raise CorruptEpisodeError(
+            str(plan.path),
+            f"episode file {plan.path} changed while it was loaded, or its records fail their checks; "
+            f"load again, or pass skip_bad=True to skip it.",
+        )
     info, chunks, end, path_text = read.info, read.chunks, read.end, read.path_text
     stored_steps = info.length
-    has_final_obs = info.has_final_obs
-    n_obs = stored_steps + 1 if has_final_obs else stored_steps
-    if n_obs < 1:
-        logger.warning("skipping %s: it contains no steps", path_text)
-        return None
-
     n_buttons = len(layout.button_names)
-    frames = np.empty((n_obs, *layout.frame_shape), dtype=np.uint8)
-    states = np.empty((n_obs, len(layout.state_names)), dtype=np.float32)
     fields = {
         "timestamp_s": np.empty(stored_steps, dtype=np.float64),
         "source": np.empty(stored_steps, dtype=np.uint8),
@@ -332,13 +394,14 @@ def _load_episode(
 
     for chunk, position in _chunk_positions(chunks, path_text):
         _copy_into(chunk, targets, position, chunk.header["steps"], path_text)
-    if has_final_obs:
+    if info.has_final_obs:
         _copy_into(end, {"frame": frames, "state": states}, stored_steps, 1, path_text)
 
     step_fields = StepFields(source_names=source_names, **fields)
-    # The game declares an outcome only when the round ends; a step limit or a stop leaves it None.
-    terminal = has_final_obs and info.outcome is not None
-    return info, frames, states, step_fields, terminal
+    # NOTE: the game declares an outcome when the round ends by KO or by time-out, so a
+    # time-out (a truncation) is marked terminal too; a step limit or a stop leaves it False.
+    terminal = info.has_final_obs and info.outcome is not None
+    return info, step_fields, terminal
 
 
 def _chunk_positions(chunks: list[records.Record], path_text: str) -> list[tuple[records.Record, int]]:

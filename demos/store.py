@@ -9,6 +9,8 @@ Layout on disk::
         s0000-w000-e000000.ep  one file per episode: begin record, step chunks, end record
       index/
         s0000-w000.jsonl       one line per finished or discarded episode of one writer
+      telemetry/
+        s0000-w000.jsonl       real-time sessions: achieved rate and dropped steps per episode
 
 An episode file is a sequence of checksummed records (see ``demos.records``).
 Steps are buffered and written as one compressed chunk every ``chunk_s`` seconds
@@ -60,6 +62,7 @@ from demos.manifest import (
 logger = logging.getLogger(__name__)
 
 EPISODE_SUFFIX = ".ep"
+TELEMETRY_DIR = "telemetry"
 MISSING_ACTION = 255
 """Value of every button of ``agent_action`` or ``corrector_action`` in a step where that action is absent."""
 
@@ -481,6 +484,19 @@ class EpisodeStore:
         self._last_finished = None
         logger.info("discarded episode %s (%d steps)", last.episode_id, last.length)
         return last.episode_id
+
+    def append_telemetry(self, entry: Mapping[str, Any]) -> None:
+        """Append one JSON line of timing telemetry (rate, dropped steps) for this writer's session."""
+        self._require_writer("append_telemetry")
+        directory = self.path / TELEMETRY_DIR
+        telemetry_path = directory / f"s{self.session:04d}-w{self.worker:03d}.jsonl"
+        line = (json.dumps(_json_safe(dict(entry)), separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            directory.mkdir(exist_ok=True)
+            with open(telemetry_path, "ab") as file:
+                file.write(line)
+        except OSError as error:
+            logger.error("writing telemetry to %s failed: %s", telemetry_path, describe_os_error(error))
 
     def close(self) -> None:
         """Keep an episode still open as partial and release the store."""

@@ -144,9 +144,14 @@ def test_memory_within_frame_budget(store_with_episodes):
 def test_trajectory_frames_are_not_copies(store_with_episodes):
     path, _ = store_with_episodes
     demo_set = load_demos(path, action_offset=2)
-    frame = demo_set.trajectories[0].obs.get("frame")
-    assert frame.base is not None
-    assert frame.base.shape[0] == demo_set.episodes[0].length + 1
+    frame_bytes_per_obs = int(np.prod(FRAME_SHAPE))
+    addresses = [t.obs.get("frame").__array_interface__["data"][0] for t in demo_set.trajectories]
+
+    for trajectory in demo_set.trajectories:
+        assert not trajectory.obs.get("frame").flags.owndata
+    # Each episode's frames start where the previous episode's stored observations end: one buffer.
+    for i, episode in enumerate(demo_set.episodes[:-1]):
+        assert addresses[i + 1] - addresses[i] == (episode.length + 1) * frame_bytes_per_obs
 
 
 def test_step_fields_store_corrections(tmp_path):

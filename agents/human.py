@@ -1,0 +1,432 @@
+"""The human pilot: a person plays with the keyboard, in real time, while every step is recorded.
+
+Only keys mapped to buttons and the control hotkeys are read. Every other key
+event returns from the listener callback before anything is stored, counted or
+logged, so text typed into other windows during a session never reaches the
+store, the logs or the terminal.
+
+Default keys (Arena):
+
+    buttons   Right forward, Left back, Up sidestep_in, Down sidestep_out,
+              Space jump, a punch, s kick, d guard, f grab, g special
+    hotkeys   F1 start the next episode, F2 pause or resume, F3 end the episode,
+              F4 discard the last episode, Esc stop the session
+
+pynput reads keys from the X server (Linux with X11 or Xvfb; Wayland is not
+supported). A press and release between two decisions still counts as held
+for the next decision, so taps shorter than one step are not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from agents.session import Decision, Observation, run_episode
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUTTON_KEYS: dict[str, str] = {
+    "forward": "right",
+    "back": "left",
+    "sidestep_in": "up",
+    "sidestep_out": "down",
+    "jump": "space",
+    "punch": "a",
+    "kick": "s",
+    "guard": "d",
+    "grab": "f",
+    "special": "g",
+}
+DEFAULT_HOTKEYS: dict[str, str] = {
+    "start": "f1",
+    "pause": "f2",
+    "end": "f3",
+    "discard": "f4",
+    "stop": "esc",
+}
+STATUS_INTERVAL_S = 0.5
+
+
+def key_name(key) -> str | None:
+    """Name a pynput key the way the key maps do: "a", "space", "f1"; None for keys without a name."""
+    name = getattr(key, "name", None)
+    if name:
+        return str(name)
+    char = getattr(key, "char", None)
+    if char:
+        return char.lower()
+    return None
+
+
+class KeyboardState:
+    """Held buttons and pending hotkeys, updated by a pynput listener thread.
+
+    ``button_keys`` maps each button name to a key name; ``hotkeys`` maps the
+    controls start, pause, end, discard and stop to key names.
+    """
+
+    def __init__(
+        self,
+        button_names: Sequence[str],
+        button_keys: Mapping[str, str] | None = None,
+        hotkeys: Mapping[str, str] | None = None,
+    ) -> None:
+        button_keys = dict(DEFAULT_BUTTON_KEYS if button_keys is None else button_keys)
+        hotkeys = dict(DEFAULT_HOTKEYS if hotkeys is None else hotkeys)
+        missing = [name for name in button_names if name not in button_keys]
+        if missing:
+            raise ValueError(f"no key is mapped to button(s) {missing}; map every button of {list(button_names)}")
+        clashes = set(button_keys.values()) & set(hotkeys.values())
+        if clashes:
+            raise ValueError(f"key(s) {sorted(clashes)} are mapped both to a button and to a hotkey; pick other keys")
+        self.button_names = tuple(button_names)
+        self.button_keys = {name: button_keys[name] for name in button_names}
+        self.hotkeys = hotkeys
+        self._button_of_key = {key: i for i, key in enumerate(self.button_keys[n] for n in self.button_names)}
+        self._hotkey_of_key = {key: control for control, key in hotkeys.items()}
+        self._lock = threading.Lock()
+        self._held = np.zeros(len(button_names), dtype=np.uint8)
+        self._pressed_since_sample = np.zeros(len(button_names), dtype=np.uint8)
+        self._events: set[str] = set()
+        self._event_signal = threading.Condition(self._lock)
+        self._listener = None
+
+    def start(self) -> KeyboardState:
+        """Start listening; raises ``RuntimeError`` when no X display is available."""
+        if not os.environ.get("DISPLAY"):
+            wayland = " (Wayland is not supported; run an X11 session)" if os.environ.get("WAYLAND_DISPLAY") else ""
+            raise RuntimeError(
+                f"--pilot human reads the keyboard through an X display, but DISPLAY is unset{wayland}. "
+                f"Run it in an X11 desktop session, or under Xvfb for tests."
+            )
+        from pynput import keyboard
+
+        self._listener = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
+        self._listener.start()
+        self._listener.wait()
+        return self
+
+    def close(self) -> None:
+        """Stop the listener thread."""
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+
+    def __enter__(self) -> KeyboardState:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # The two callbacks run on the listener thread for every key event on the display.
+    # Unmapped keys return at once: nothing about them is stored, counted or logged.
+
+    def _on_press(self, key) -> None:
+        name = key_name(key)
+        button = self._button_of_key.get(name)
+        if button is not None:
+            with self._lock:
+                self._held[button] = 1
+                self._pressed_since_sample[button] = 1
+            return
+        control = self._hotkey_of_key.get(name)
+        if control is not None:
+            with self._event_signal:
+                self._events.add(control)
+                self._event_signal.notify_all()
+
+    def _on_release(self, key) -> None:
+        button = self._button_of_key.get(key_name(key))
+        if button is not None:
+            with self._lock:
+                self._held[button] = 0
+
+    def sample(self) -> np.ndarray:
+        """Return the buttons held now or pressed since the last sample, ``(n,)`` uint8."""
+        with self._lock:
+            action = self._held | self._pressed_since_sample
+            self._pressed_since_sample[:] = 0
+        return action
+
+    def release_all(self) -> None:
+        """Forget held buttons, e.g. after a pause, so a key released unseen does not stay held."""
+        with self._lock:
+            self._held[:] = 0
+            self._pressed_since_sample[:] = 0
+
+    def has_event(self, control: str) -> bool:
+        with self._lock:
+            return control in self._events
+
+    def take_event(self, control: str) -> bool:
+        """Return True and clear the event when hotkey ``control`` was pressed."""
+        with self._lock:
+            if control in self._events:
+                self._events.discard(control)
+                return True
+            return False
+
+    def clear_events(self) -> None:
+        with self._lock:
+            self._events.clear()
+
+    def wait_for_event(self, controls: Sequence[str], timeout_s: float | None = None) -> str | None:
+        """Block until one of ``controls`` is pressed; return it (cleared), or None after ``timeout_s``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._event_signal:
+            while True:
+                for control in controls:
+                    if control in self._events:
+                        self._events.discard(control)
+                        return control
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._event_signal.wait(timeout=0.1 if remaining is None else min(0.1, remaining))
+
+    def describe(self) -> str:
+        buttons = ", ".join(f"{self.button_keys[n]} {n}" for n in self.button_names)
+        controls = ", ".join(f"{key} {control}" for control, key in self.hotkeys.items())
+        return f"buttons: {buttons}\nhotkeys: {controls}"
+
+
+@dataclass
+class PacingStats:
+    """Timing of one episode of the real-time loop."""
+
+    steps: int
+    wall_time_s: float
+    """Time from the first decision to now, less pauses."""
+    tick_span_s: float
+    """Time from the first decision to the last, less pauses."""
+    nominal_hz: float
+    dropped_steps: int
+    """Decision ticks that passed without a decision because the loop ran late."""
+    max_late_s: float
+    """Largest delay of a decision after its tick."""
+
+    @property
+    def achieved_hz(self) -> float:
+        """Decisions per second between the first and the last decision."""
+        return (self.steps - 1) / self.tick_span_s if self.steps > 1 and self.tick_span_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "steps": self.steps,
+            "wall_time_s": self.wall_time_s,
+            "tick_span_s": self.tick_span_s,
+            "nominal_hz": self.nominal_hz,
+            "achieved_hz": self.achieved_hz,
+            "dropped_steps": self.dropped_steps,
+            "max_late_s": self.max_late_s,
+        }
+
+
+class RealTimePacer:
+    """Holds a loop to ``rate_hz`` ticks on absolute deadlines and counts the ticks it misses."""
+
+    def __init__(self, rate_hz: float) -> None:
+        if not rate_hz > 0:
+            raise ValueError(f"rate_hz must be positive, got {rate_hz}")
+        self.period_s = 1.0 / rate_hz
+        self.rate_hz = rate_hz
+        self.reset()
+
+    def reset(self) -> None:
+        self._next_s: float | None = None
+        self._first_s: float | None = None
+        self._last_s = 0.0
+        self._paused_s = 0.0
+        self.steps = 0
+        self.dropped_steps = 0
+        self.max_late_s = 0.0
+
+    def wait(self) -> None:
+        """Sleep until the next tick; when the loop is more than a tick late, count the missed ticks."""
+        now = time.monotonic()
+        if self._next_s is None:
+            self._next_s = now
+            self._first_s = now
+        elif now < self._next_s:
+            time.sleep(self._next_s - now)
+            now = time.monotonic()
+        late_s = now - self._next_s
+        self.max_late_s = max(self.max_late_s, late_s)
+        missed = math.floor(late_s / self.period_s)
+        if missed > 0:
+            # Re-anchor on the current time instead of rushing through the missed ticks.
+            self.dropped_steps += missed
+            self._next_s += missed * self.period_s
+        self._next_s += self.period_s
+        self._last_s = now
+        self.steps += 1
+
+    def pause(self) -> float:
+        """Return the time at which a pause starts; pass it to ``resume``."""
+        return time.monotonic()
+
+    def resume(self, paused_at_s: float) -> None:
+        """Shift the deadlines past a pause, so the paused time counts neither as late nor as run time."""
+        paused_for = time.monotonic() - paused_at_s
+        if self._next_s is not None:
+            self._paused_s += paused_for
+            self._next_s += paused_for
+
+    def stats(self) -> PacingStats:
+        if self._first_s is None:
+            return PacingStats(0, 0.0, 0.0, self.rate_hz, 0, 0.0)
+        wall = time.monotonic() - self._first_s - self._paused_s
+        span = self._last_s - self._first_s - self._paused_s
+        return PacingStats(self.steps, wall, span, self.rate_hz, self.dropped_steps, self.max_late_s)
+
+
+class HumanPilot:
+    """The person at the keyboard as a pilot, paced in real time at the env's decision rate."""
+
+    name = "human"
+
+    def __init__(self, keyboard_state: KeyboardState, decision_hz: float, status=None) -> None:
+        self.keyboard = keyboard_state
+        self.pacer = RealTimePacer(decision_hz)
+        self._status = status
+
+    def reset(self, env: gym.Env, seed: int | None) -> None:
+        self.pacer.reset()
+        self.keyboard.release_all()
+
+    def act(self, obs: Observation) -> Decision:
+        if self.keyboard.take_event("pause"):
+            self._pause()
+        self.pacer.wait()
+        if self._status is not None:
+            self._status(self.pacer)
+        return Decision(action=self.keyboard.sample(), source=self.name)
+
+    def _pause(self) -> None:
+        paused_at = self.pacer.pause()
+        logger.info("paused; press %s to resume", self.keyboard.hotkeys["pause"])
+        # End, discard and stop also leave the pause; they stay pending for the session loop.
+        while self.keyboard.wait_for_event(["pause"], timeout_s=0.1) is None:
+            if any(self.keyboard.has_event(control) for control in ("end", "discard", "stop")):
+                break
+        self.keyboard.release_all()
+        self.pacer.resume(paused_at)
+        logger.info("resumed")
+
+
+class StatusLine:
+    """The live line on stderr: rate, dropped steps and episode count, redrawn twice a second."""
+
+    def __init__(self, total_episodes: int, stream=None) -> None:
+        self.total_episodes = total_episodes
+        self.episodes_done = 0
+        self.stream = stream or sys.stderr
+        self._last_s = 0.0
+
+    def __call__(self, pacer: RealTimePacer) -> None:
+        now = time.monotonic()
+        if now - self._last_s < STATUS_INTERVAL_S:
+            return
+        self._last_s = now
+        stats = pacer.stats()
+        self.stream.write(
+            f"\rrecording episode {self.episodes_done + 1}/{self.total_episodes} | step {stats.steps} | "
+            f"{stats.achieved_hz:5.1f}/{stats.nominal_hz:g} steps/s | dropped {stats.dropped_steps}   "
+        )
+        self.stream.flush()
+
+    def end_line(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def record_human_session(env: gym.Env, store, config, keyboard_state: KeyboardState | None = None):
+    """Record up to ``config.episodes`` episodes played from the keyboard into ``store``.
+
+    Each episode waits for the start hotkey, counts down ``config.countdown_s``
+    seconds, then runs in real time until the round ends or the end, discard or
+    stop hotkey is pressed. Per episode, the achieved rate and dropped steps are
+    logged and written to the store's telemetry.
+    """
+    from demos.collect import CollectResult, stop_on_failure
+
+    keys = keyboard_state or KeyboardState(env.unwrapped.button_names)
+    if keyboard_state is None:
+        keys.start()
+    status = StatusLine(config.episodes)
+    pilot = HumanPilot(keys, float(env.unwrapped.decision_hz), status=status)
+    result = CollectResult()
+    start_s = time.monotonic()
+    number = 0
+    sys.stderr.write(keys.describe() + "\n")
+    try:
+        with stop_on_failure(result):
+            while result.episodes < config.episodes:
+                sys.stderr.write(
+                    f"press {keys.hotkeys['start']} to start episode {result.episodes + 1}/{config.episodes} "
+                    f"({keys.hotkeys['discard']} discards the last one, {keys.hotkeys['stop']} stops)\n"
+                )
+                control = keys.wait_for_event(["start", "discard", "stop"])
+                if control == "stop":
+                    break
+                if control == "discard":
+                    if store.discard_last_episode() is not None:
+                        result.episodes -= 1
+                    continue
+                if _countdown(config.countdown_s, keys):
+                    break
+
+                keys.clear_events()
+                episode = run_episode(
+                    env, pilot, seed=config.seed + number, recorder=store, max_steps=config.max_steps,
+                    should_stop=lambda: keys.has_event("end") or keys.has_event("discard") or keys.has_event("stop"),
+                )
+                number += 1
+                status.end_line()
+                pacing = pilot.pacer.stats()
+                logger.info(
+                    "episode %d: %d steps, outcome %s, %.2f of %g steps/s, %d dropped steps, max %.1f ms late",
+                    number, episode.steps, episode.outcome, pacing.achieved_hz, pacing.nominal_hz,
+                    pacing.dropped_steps, 1000 * pacing.max_late_s,
+                )
+                last = store.episodes_written[-1] if store.episodes_written else None
+                store.append_telemetry({"episode_id": last.episode_id if last else None, **pacing.to_dict()})
+                keys.take_event("end")
+                if keys.take_event("discard"):
+                    store.discard_last_episode()
+                    continue
+                result.episodes += 1
+                result.steps += episode.steps
+                status.episodes_done = result.episodes
+                if keys.take_event("stop"):
+                    break
+    finally:
+        store.close()
+        if keyboard_state is None:
+            keys.close()
+    result.wall_time_s = time.monotonic() - start_s
+    if result.episodes < config.episodes and result.stopped is None:
+        logger.info("session stopped by the %s hotkey after %d episodes", keys.hotkeys["stop"], result.episodes)
+    return result
+
+
+def _countdown(seconds: float, keys: KeyboardState) -> bool:
+    """Count down on stderr; return True when the stop hotkey ends the session during it."""
+    remaining = seconds
+    while remaining > 0:
+        sys.stderr.write(f"recording starts in {math.ceil(remaining)} s\n")
+        step = min(1.0, remaining)
+        if keys.wait_for_event(["stop"], timeout_s=step) == "stop":
+            return True
+        remaining -= step
+    return False
