@@ -78,12 +78,17 @@ def normalize_key_name(name: str) -> str:
 
 
 def pynput_key(name: str) -> Any:
-    """Return the ``pynput`` key object for canonical key ``name``."""
-    from pynput.keyboard import Key, KeyCode
+    """Return the ``pynput`` key object for canonical key ``name``, as an X keysym so that it goes out through XTest.
 
-    if len(name) == 1:
-        return KeyCode.from_char(name)
-    return getattr(Key, name)
+    pynput 1.8 on X11 sends a key made from a character (``KeyCode.from_char``)
+    with ``XSendEvent``: such synthetic events do not change the X server's key
+    state and many games ignore them. A key with a virtual-key code (the
+    keysym) goes through XTest, as if typed.
+    """
+    from pynput.keyboard import KeyCode
+    from Xlib import XK
+
+    return KeyCode.from_vk(XK.string_to_keysym(KEY_NAMES[name]))
 
 
 def name_of_pynput_key(key: Any) -> str | None:

@@ -38,8 +38,9 @@ def start_xvfb(width: int = 1280, height: int = 1024, timeout_s: float = 10.0) -
     if shutil.which("Xvfb") is None:
         raise FileNotFoundError("Xvfb not found on PATH; install it (Debian/Ubuntu: apt-get install xvfb)")
     read_fd, write_fd = os.pipe()
+    # -noreset: by default Xvfb resets when its last client disconnects, dropping clients that connect meanwhile.
     process = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp", "-noreset"],
         pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     os.close(write_fd)

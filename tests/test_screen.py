@@ -1,0 +1,226 @@
+"""The screen env driving the Arena window program under Xvfb: frames from mss, keys through pynput."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import fightenv
+from agents.session import Decision, run_episode
+from fightenv.arena import BUTTONS, STATE_FEATURES
+from fightenv.screen.capture import CaptureError, CaptureMonitor, Grab
+from fightenv.screen.checks import CapabilityError, WindowNotFoundError, check_display
+from fightenv.screen.profile import ARENA_PROFILE, WindowSpec
+from fightenv.screen.xvfb import launch_arena_window, start_xvfb
+
+FORWARD, PUNCH = BUTTONS.index("forward"), BUTTONS.index("punch")
+
+
+@pytest.fixture(scope="module")
+def display():
+    server = start_xvfb()
+    previous = {name: os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
+    os.environ["DISPLAY"] = server.display
+    os.environ.pop("WAYLAND_DISPLAY", None)
+    os.environ.pop("XDG_SESSION_TYPE", None)
+    yield server.display
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def arena_window(display):
+    window = launch_arena_window(display, "--seed", "7", "--round-time", "8", "--restart-delay", "0.5")
+    yield window
+    window.terminate()
+    window.wait(timeout=10)
+
+
+class RushPilot:
+    """Walks forward until in range, then jabs every other step; records the features it saw."""
+
+    name = "rush"
+
+    def __init__(self) -> None:
+        self.features: list[dict[str, float]] = []
+
+    def reset(self, env, seed):
+        self.features.clear()
+        self.state_names = env.unwrapped.state_names
+
+    def act(self, obs):
+        state = dict(zip(self.state_names, obs["state"]))
+        self.features.append(state)
+        action = np.zeros(len(BUTTONS), dtype=np.uint8)
+        if state["in_range"]:
+            action[PUNCH] = len(self.features) % 2
+        else:
+            action[FORWARD] = 1
+        return Decision(action=action, source="policy")
+
+
+class TimestampRecorder:
+    def __init__(self) -> None:
+        self.timestamps: list[float] = []
+        self.ended_with: str | None = None
+
+    def begin_episode(self, seed, first_obs):
+        self.first_obs = first_obs
+
+    def add_step(self, obs, decision, timestamp_s, reward):
+        self.timestamps.append(timestamp_s)
+
+    def end_episode(self, final_obs, outcome, info):
+        self.ended_with = outcome
+
+
+@pytest.mark.screen
+@pytest.mark.slow
+def test_session_plays_arena_window(display, arena_window):
+    env = gym.make(fightenv.SCREEN_ID, profile=str(ARENA_PROFILE))
+    try:
+        unwrapped = env.unwrapped
+        assert unwrapped.button_names == BUTTONS
+        assert unwrapped.state_names == STATE_FEATURES
+        assert unwrapped.decision_hz == 15.0
+        assert unwrapped.game_name == "arena"
+        assert env.action_space == gym.spaces.MultiBinary(10)
+        assert env.observation_space["frame"].shape == (1, 84, 84)
+
+        pilot, recorder = RushPilot(), TimestampRecorder()
+        result = run_episode(env, pilot, seed=0, recorder=recorder, max_steps=200)
+    finally:
+        env.close()
+
+    # The episode ran through the session loop and ended with the round.
+    assert result.steps > 20
+    assert result.outcome in ("win", "loss", "draw")
+    assert recorder.ended_with == result.outcome
+    assert np.all(np.diff(recorder.timestamps) > 0)
+    assert result.actions.shape == (result.steps, 10)
+
+    # The game responded: the fighter walked in, and a health bar dropped.
+    first, seen = pilot.features[0], pilot.features
+    assert first["own_health"] == 1.0
+    assert first["opponent_health"] == 1.0
+    assert min(f["distance"] for f in seen) < first["distance"] - 0.1
+    assert min(min(f["own_health"], f["opponent_health"]) for f in seen) < 0.9
+
+    # The loop measured itself at about the profile's rate.
+    timing = result.final_info["timing"]
+    assert 13.5 <= timing["achieved_hz"] <= 15.5
+    assert {"capture", "preprocess", "probes", "policy", "send_keys"} <= set(timing["phases"])
+
+
+@pytest.mark.screen
+def test_capture_follows_moved_window(display, arena_window):
+    from fightenv.screen.capture import WindowCapture
+    from fightenv.screen.probes import StateReader
+    from fightenv.screen.profile import load_profile
+
+    profile = load_profile(ARENA_PROFILE)
+    capture = WindowCapture(profile.window)
+    reader = StateReader(profile)
+    env = {**os.environ, "DISPLAY": display}
+    window_id = subprocess.run(
+        ["xdotool", "search", "--name", "fightenv Arena"], env=env, capture_output=True, text=True, check=True,
+    ).stdout.split()[0]
+    try:
+        before = capture.grab()
+        assert before.pixels.shape == (480, 640, 4)
+        subprocess.run(["xdotool", "windowmove", "--sync", window_id, "300", "200"], env=env, check=True)
+        time.sleep(0.1)  # the window program redraws the exposed window within one frame
+
+        grab = capture.grab()
+
+        assert capture.box == (300, 200, 640, 480)
+        assert (grab.left, grab.top) == (300, 200)
+        # The sky in the top-left corner (RGB 34, 38, 52) is where it was in the client area.
+        assert tuple(grab.pixels[4, 4, :3]) == (52, 38, 34)
+        assert tuple(before.pixels[4, 4, :3]) == (52, 38, 34)
+        assert reader.read(grab.pixels).state.shape == (16,)
+    finally:
+        subprocess.run(["xdotool", "windowmove", "--sync", window_id, "0", "0"], env=env, check=False)
+        capture.close()
+
+
+@pytest.mark.screen
+def test_missing_window_lists_titles(display, arena_window):
+    from fightenv.screen.capture import WindowCapture
+
+    with pytest.raises(WindowNotFoundError, match=r"no visible window title contains 'No Such Game'\. Visible windows: \['fightenv Arena'\]"):
+        WindowCapture(WindowSpec(title="No Such Game"))
+
+
+@pytest.mark.screen
+def test_black_capture_is_reported(display, tmp_path):
+    from fightenv.screen.env import ScreenEnv
+
+    # An empty part of the Xvfb screen, far from the Arena window, captures black.
+    profile = tmp_path / "black.toml"
+    profile.write_text(textwrap.dedent("""
+        name = "black"
+        [window]
+        region = [1000, 800, 200, 200]
+        [buttons]
+        a = "a"
+        [[probes]]
+        name = "anything"
+        kind = "color"
+        colors = [[255, 255, 255]]
+        [episode]
+        start = [{ probe = "anything", threshold = 0.5 }]
+    """))
+    env = ScreenEnv(profile, send_keys=False, listen_hotkeys=False)
+    try:
+        with pytest.raises(CaptureError, match=r"the capture is black .* Switch the game to windowed or borderless"):
+            env.reset()
+    finally:
+        env.close()
+
+
+def test_wayland_session_rejected():
+    with pytest.raises(CapabilityError, match=r"this is a Wayland session \(WAYLAND_DISPLAY='wayland-0'"):
+        check_display({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"})
+    with pytest.raises(CapabilityError, match=r"XDG_SESSION_TYPE='wayland'\); screen capture with mss"):
+        check_display({"DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"})
+
+
+def test_missing_display_rejected():
+    with pytest.raises(CapabilityError, match=r"DISPLAY is not set, so there is no X server .*export DISPLAY=:99"):
+        check_display({})
+
+
+def test_unreachable_display_rejected():
+    with pytest.raises(CapabilityError, match=r"cannot connect to the X server at DISPLAY=':987'"):
+        check_display({"DISPLAY": ":987"})
+
+
+def test_monitor_flags_black_and_frozen():
+    monitor = CaptureMonitor()
+    black = np.zeros((48, 64, 4), dtype=np.uint8)
+    picture = np.full((48, 64, 4), 120, dtype=np.uint8)
+
+    monitor.update(Grab(black, 10.0, 0, 0))
+    monitor.update(Grab(black, 11.5, 0, 0))
+    assert monitor.black_s(11.5) == pytest.approx(1.5)
+
+    monitor.update(Grab(picture, 12.0, 0, 0))
+    assert monitor.black_s(12.0) == 0.0
+    monitor.update(Grab(picture.copy(), 15.0, 0, 0))
+    assert monitor.frozen_s(15.0) == pytest.approx(3.0)
+
+    changed = picture.copy()
+    changed[8, 8] = 200
+    monitor.update(Grab(changed, 16.0, 0, 0))
+    assert monitor.frozen_s(16.0) == 0.0

@@ -1,0 +1,216 @@
+"""Key output releases every held key on each way out, checked through the X server with real processes and signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fightenv.screen.xvfb import launch_arena_window, start_xvfb
+
+pytestmark = pytest.mark.screen
+
+REPO = Path(__file__).resolve().parent.parent
+KEYS = ("d", "j", "space")
+
+# Holds KEYS down with a KeySender, prints "held", then leaves the way argv[1] names.
+HOLDER = r"""
+import sys, time
+from fightenv.screen.keys import KeySender
+
+mode = sys.argv[1]
+sender = KeySender(["d", "j", "space"], watchdog_s=0.5 if mode == "watchdog" else 60.0)
+sender.send([1, 1, 1])
+print("held", flush=True)
+if mode == "close":
+    sys.stdin.readline()
+    sender.close()
+    print("closed", flush=True)
+    sys.stdin.readline()
+elif mode == "exception":
+    sys.stdin.readline()
+    with sender:
+        raise RuntimeError("failure inside the control loop")
+elif mode in ("signal", "kill"):
+    while True:
+        sender.heartbeat()
+        time.sleep(0.01)
+elif mode == "watchdog":
+    time.sleep(60)  # a stalled loop: neither send nor heartbeat
+"""
+
+# Plays the Arena window through the screen env holding "forward", printing each step's held keys.
+PLAYER = r"""
+import numpy as np, gymnasium as gym, fightenv
+
+env = gym.make("fightenv/Screen-v0", profile="fightenv/profiles/arena.toml")
+env.reset()
+action = np.zeros(10, dtype=np.uint8)
+action[0] = 1
+print("stepping", flush=True)
+try:
+    while True:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+finally:
+    env.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def display():
+    server = start_xvfb()
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = server.display
+    yield server.display
+    if previous is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = previous
+    server.stop()
+
+
+@pytest.fixture
+def keyboard(display):
+    from fightenv.screen.keys import XKeyboardState
+
+    state = XKeyboardState(KEYS)
+    yield state
+    # Leave no key down for the next test, whatever this one did.
+    subprocess.run(["xdotool", "keyup", "d", "j", "space"], env={**os.environ, "DISPLAY": display}, check=False)
+    state.close()
+
+
+def start(display: str, code: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=REPO, env={**os.environ, "DISPLAY": display},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_line(process: subprocess.Popen, expected: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.strip() == expected:
+            return
+        if not line and process.poll() is not None:
+            break
+    process.kill()
+    raise AssertionError(f"no {expected!r} line from the subprocess: {process.stderr.read()}")
+
+
+def wait_until(condition, timeout_s: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def all_down(keyboard) -> bool:
+    return bool(keyboard.held().all())
+
+
+def none_down(keyboard) -> bool:
+    return not keyboard.held().any()
+
+
+def test_sigkill_leaves_keys_down(display, keyboard):
+    # The control case: a process that cannot release its keys leaves them down, so the checks below can fail.
+    holder = start(display, HOLDER, "kill")
+    wait_for_line(holder, "held")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=5)
+
+    assert all_down(keyboard)
+
+
+def test_close_releases_keys(display, keyboard):
+    holder = start(display, HOLDER, "close")
+    wait_for_line(holder, "held")
+    assert wait_until(lambda: all_down(keyboard))
+
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    wait_for_line(holder, "closed")
+    assert none_down(keyboard)
+    assert holder.poll() is None
+
+    holder.communicate("\n", timeout=5)
+
+
+def test_exception_releases_keys(display, keyboard):
+    holder = start(display, HOLDER, "exception")
+    wait_for_line(holder, "held")
+    assert wait_until(lambda: all_down(keyboard))
+
+    _, stderr = holder.communicate("\n", timeout=10)
+
+    assert holder.returncode == 1
+    assert "failure inside the control loop" in stderr
+    assert none_down(keyboard)
+
+
+@pytest.mark.parametrize(("signum", "returncode"), [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_signal_releases_keys(display, keyboard, signum, returncode):
+    # Python re-raises an unhandled SIGINT on exit (return code -2); SIGTERM becomes SystemExit(143).
+    holder = start(display, HOLDER, "signal")
+    wait_for_line(holder, "held")
+    assert wait_until(lambda: all_down(keyboard))
+
+    holder.send_signal(signum)
+    _, stderr = holder.communicate(timeout=10)
+
+    assert holder.returncode == returncode
+    assert f"signal {signal.Signals(signum).name}: released keys ['d', 'j', 'space']" in stderr
+    assert none_down(keyboard)
+
+
+def test_watchdog_releases_stalled_keys(display, keyboard):
+    holder = start(display, HOLDER, "watchdog")
+    wait_for_line(holder, "held")
+    assert wait_until(lambda: all_down(keyboard), timeout_s=0.4)
+
+    assert wait_until(lambda: none_down(keyboard), timeout_s=2.0)
+    assert holder.poll() is None  # released by the watchdog, not by an exit
+
+    holder.kill()
+    holder.wait(timeout=5)
+
+
+@pytest.mark.slow
+def test_pause_hotkey_releases_and_resumes(display, keyboard):
+    window = launch_arena_window(display, "--seed", "3", "--round-time", "30")
+    player = start(display, PLAYER)
+    try:
+        wait_for_line(player, "stepping", timeout_s=60)
+        forward = lambda: bool(keyboard.held()[0])  # noqa: E731 - "d" is the Arena's forward key
+        assert wait_until(forward)
+
+        # Pause: every key goes up at once and stays up while paused.
+        subprocess.run(["xdotool", "key", "F8"], env={**os.environ, "DISPLAY": display}, check=True)
+        assert wait_until(lambda: none_down(keyboard), timeout_s=1.0)
+        time.sleep(0.5)
+        assert none_down(keyboard)
+        assert player.poll() is None
+
+        # Resume: the next step presses forward again.
+        subprocess.run(["xdotool", "key", "F8"], env={**os.environ, "DISPLAY": display}, check=True)
+        assert wait_until(forward, timeout_s=1.0)
+
+        # SIGTERM while stepping through the env.
+        player.send_signal(signal.SIGTERM)
+        player.communicate(timeout=10)
+        assert none_down(keyboard)
+    finally:
+        player.kill()
+        window.terminate()
+        window.wait(timeout=10)
