@@ -5,7 +5,7 @@ event returns from the listener callback before anything is stored, counted or
 logged, so text typed into other windows during a session never reaches the
 store, the logs or the terminal.
 
-Default keys (Arena):
+Default keys (Arena; a game profile brings its own button keys):
 
     buttons   Right forward, Left back, Up sidestep_in, Down sidestep_out,
               Space jump, a punch, s kick, d guard, f grab, g special
@@ -32,6 +32,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.session import Decision, Observation, run_episode
+from fightenv.screen.keys import name_of_pynput_key, normalize_key_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,17 +58,6 @@ DEFAULT_HOTKEYS: dict[str, str] = {
 STATUS_INTERVAL_S = 0.5
 
 
-def key_name(key) -> str | None:
-    """Name a pynput key the way the key maps do: "a", "space", "f1"; None for keys without a name."""
-    name = getattr(key, "name", None)
-    if name:
-        return str(name)
-    char = getattr(key, "char", None)
-    if char:
-        return char.lower()
-    return None
-
-
 class KeyboardState:
     """Held buttons and pending hotkeys, updated by a pynput listener thread.
 
@@ -86,14 +76,14 @@ class KeyboardState:
         missing = [name for name in button_names if name not in button_keys]
         if missing:
             raise ValueError(f"no key is mapped to button(s) {missing}; map every button of {list(button_names)}")
-        clashes = set(button_keys.values()) & set(hotkeys.values())
+        clashes = {normalize_key_name(k) for k in button_keys.values()} & {normalize_key_name(k) for k in hotkeys.values()}
         if clashes:
             raise ValueError(f"key(s) {sorted(clashes)} are mapped both to a button and to a hotkey; pick other keys")
         self.button_names = tuple(button_names)
-        self.button_keys = {name: button_keys[name] for name in button_names}
-        self.hotkeys = hotkeys
+        self.button_keys = {name: normalize_key_name(button_keys[name]) for name in button_names}
+        self.hotkeys = {control: normalize_key_name(key) for control, key in hotkeys.items()}
         self._button_of_key = {key: i for i, key in enumerate(self.button_keys[n] for n in self.button_names)}
-        self._hotkey_of_key = {key: control for control, key in hotkeys.items()}
+        self._hotkey_of_key = {key: control for control, key in self.hotkeys.items()}
         self._lock = threading.Lock()
         self._held = np.zeros(len(button_names), dtype=np.uint8)
         self._pressed_since_sample = np.zeros(len(button_names), dtype=np.uint8)
@@ -132,7 +122,7 @@ class KeyboardState:
     # Unmapped keys return at once: nothing about them is stored, counted or logged.
 
     def _on_press(self, key) -> None:
-        name = key_name(key)
+        name = name_of_pynput_key(key)
         button = self._button_of_key.get(name)
         if button is not None:
             with self._lock:
@@ -146,7 +136,7 @@ class KeyboardState:
                 self._event_signal.notify_all()
 
     def _on_release(self, key) -> None:
-        button = self._button_of_key.get(key_name(key))
+        button = self._button_of_key.get(name_of_pynput_key(key))
         if button is not None:
             with self._lock:
                 self._held[button] = 0
@@ -295,9 +285,11 @@ class HumanPilot:
 
     name = "human"
 
-    def __init__(self, keyboard_state: KeyboardState, decision_hz: float, status=None) -> None:
+    def __init__(self, keyboard_state: KeyboardState, decision_hz: float, status=None, pace: bool = True) -> None:
         self.keyboard = keyboard_state
         self.pacer = RealTimePacer(decision_hz)
+        self.pace = pace
+        """False when the env keeps the schedule itself (the screen env sleeps to each step's slot)."""
         self._status = status
 
     def reset(self, env: gym.Env, seed: int | None) -> None:
@@ -307,7 +299,10 @@ class HumanPilot:
     def act(self, obs: Observation) -> Decision:
         if self.keyboard.take_event("pause"):
             self._pause()
-        self.pacer.wait()
+        if self.pace:
+            self.pacer.wait()
+        else:
+            self.pacer.steps += 1
         if self._status is not None:
             self._status(self.pacer)
         return Decision(action=self.keyboard.sample(), source=self.name)
@@ -360,11 +355,15 @@ def record_human_session(env: gym.Env, store, config, keyboard_state: KeyboardSt
     """
     from demos.collect import CollectResult, stop_on_failure
 
-    keys = keyboard_state or KeyboardState(env.unwrapped.button_names)
+    base = env.unwrapped
+    # A screen env (a real game) keeps its own schedule and names the game's keys in its profile.
+    screen_profile = getattr(base, "profile", None)
+    button_keys = screen_profile.key_for_button if screen_profile is not None else None
+    keys = keyboard_state or KeyboardState(base.button_names, button_keys)
     if keyboard_state is None:
         keys.start()
     status = StatusLine(config.episodes)
-    pilot = HumanPilot(keys, float(env.unwrapped.decision_hz), status=status)
+    pilot = HumanPilot(keys, float(base.decision_hz), status=status, pace=screen_profile is None)
     result = CollectResult()
     start_s = time.monotonic()
     number = 0
@@ -393,14 +392,14 @@ def record_human_session(env: gym.Env, store, config, keyboard_state: KeyboardSt
                 )
                 number += 1
                 status.end_line()
-                pacing = pilot.pacer.stats()
+                telemetry = _episode_telemetry(base, pilot)
                 logger.info(
-                    "episode %d: %d steps, outcome %s, %.2f of %g steps/s, %d dropped steps, max %.1f ms late",
-                    number, episode.steps, episode.outcome, pacing.achieved_hz, pacing.nominal_hz,
-                    pacing.dropped_steps, 1000 * pacing.max_late_s,
+                    "episode %d: %d steps, outcome %s, %.2f of %g steps/s, %d dropped steps",
+                    number, episode.steps, episode.outcome, telemetry["achieved_hz"], telemetry["nominal_hz"],
+                    telemetry["dropped_steps"],
                 )
                 last = store.episodes_written[-1] if store.episodes_written else None
-                store.append_telemetry({"episode_id": last.episode_id if last else None, **pacing.to_dict()})
+                store.append_telemetry({"episode_id": last.episode_id if last else None, **telemetry})
                 keys.take_event("end")
                 if keys.take_event("discard"):
                     store.discard_last_episode()
@@ -418,6 +417,20 @@ def record_human_session(env: gym.Env, store, config, keyboard_state: KeyboardSt
     if result.episodes < config.episodes and result.stopped is None:
         logger.info("session stopped by the %s hotkey after %d episodes", keys.hotkeys["stop"], result.episodes)
     return result
+
+
+def _episode_telemetry(base_env, pilot: HumanPilot) -> dict:
+    """Achieved rate and dropped steps of the last episode, from the pilot's pacer or the screen env's timer."""
+    if pilot.pace:
+        return pilot.pacer.stats().to_dict()
+    report = base_env.timing_report()
+    return {
+        "steps": report.steps,
+        "nominal_hz": report.target_hz,
+        "achieved_hz": report.achieved_hz,
+        "dropped_steps": report.overruns,
+        "phases": {name: vars(stats) for name, stats in report.phases.items()},
+    }
 
 
 def _countdown(seconds: float, keys: KeyboardState) -> bool:

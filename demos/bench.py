@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -58,8 +59,10 @@ class BenchConfig:
     """Path of the JSON results."""
     skip_imitation: bool = False
     """Measure only this store, without the imitation comparison."""
-    repeats: int = 3
+    repeats: int = 5
     """Fresh processes per loader; the fastest time and the largest peak memory are reported."""
+    realtime_s: float = 60.0
+    """Seconds of the real-time recording check at 60 decisions per second (0 skips it)."""
 
 
 _MEASURE_SCRIPT = r"""
@@ -148,6 +151,69 @@ def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+class _RenderingPilot:
+    """The human pilot's real-time loop without a keyboard: holds no button, renders the 640x480 view each step.
+
+    Rendering stands in for the window a person watches, so the check pays the
+    same per-step cost except drawing on screen.
+    """
+
+    name = "human"
+
+    def __init__(self, env, decision_hz: float) -> None:
+        from agents.human import HumanPilot, KeyboardState
+
+        self.env = env
+        self.pilot = HumanPilot(KeyboardState(env.unwrapped.button_names), decision_hz)
+
+    def reset(self, env, seed) -> None:
+        self.pilot.reset(env, seed)
+
+    def act(self, obs):
+        self.env.render()
+        return self.pilot.act(obs)
+
+
+def measure_realtime(store: Path, seconds: float) -> dict[str, Any]:
+    """Record ``seconds`` of rounds at 60 decisions per second (frame skip 1, 84x84 grey) in real time.
+
+    The pilot holds no button, so the CPU may win a round early; rounds follow
+    each other until ``seconds`` of decisions are recorded.
+    """
+    from agents.session import run_episode
+    from demos.collect import make_env
+    from demos.manifest import StoreLayout
+    from demos.store import EpisodeStore
+
+    config = CollectConfig(frame_skip=1, round_time_s=seconds + 10.0, out=str(store))
+    env = make_env(config, render_mode="rgb_array")
+    layout = StoreLayout.from_env(env)
+    pilot = _RenderingPilot(env, layout.decision_hz)
+    target_steps = int(seconds * layout.decision_hz)
+    episodes = []
+    with EpisodeStore.open(
+        store, "create", game=layout.game, button_names=layout.button_names, state_names=layout.state_names,
+        frame_shape=layout.frame_shape, decision_hz=layout.decision_hz, pilot="human",
+    ) as writer:
+        recorded = 0
+        while recorded < target_steps:
+            result = run_episode(env, pilot, seed=len(episodes), recorder=writer, max_steps=target_steps - recorded)
+            recorded += result.steps
+            episodes.append(pilot.pilot.pacer.stats())
+    env.close()
+    return {
+        "decision_hz": layout.decision_hz,
+        "frame_shape": list(layout.frame_shape),
+        "episodes": len(episodes),
+        "steps": sum(e.steps for e in episodes),
+        "wall_time_s": sum(e.wall_time_s for e in episodes),
+        "nominal_hz": layout.decision_hz,
+        "achieved_hz": sum(e.steps - 1 for e in episodes) / sum(e.tick_span_s for e in episodes),
+        "dropped_steps": sum(e.dropped_steps for e in episodes),
+        "max_late_s": max(e.max_late_s for e in episodes),
+    }
+
+
 def run_benchmark(config: BenchConfig) -> dict[str, Any]:
     """Record, load and compare as ``config`` describes; return the results (also written as JSON)."""
     temporary = None
@@ -158,8 +224,9 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
         work = Path(config.work_dir)
         work.mkdir(parents=True, exist_ok=True)
     store = work / "store"
-    if store.exists():
-        shutil.rmtree(store)
+    for old in (store, work / "realtime"):
+        if old.exists():
+            shutil.rmtree(old)
     try:
         # Recording: the expert through the session loop, with every write.
         collect = CollectConfig(
@@ -188,10 +255,17 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
             results["imitation_load"] = measure_load("imitation", imitation_dir, config.repeats)
             results["imitation_load"]["memory_ratio"] = results["imitation_load"]["peak_extra_bytes"] / raw
             results["load_speedup"] = results["imitation_load"]["seconds"] / results["demos_load"]["seconds"]
+
+        # Real-time recording at 60 decisions per second.
+        if config.realtime_s > 0:
+            logger.info("recording %.0f s in real time at 60 decisions per second", config.realtime_s)
+            results["realtime"] = measure_realtime(work / "realtime", config.realtime_s)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
 
+    results["load_average_1_5_15_min"] = list(os.getloadavg())
+    results["cpu_count"] = os.cpu_count()
     results["targets"] = {
         "load_speedup_min": LOAD_SPEEDUP_TARGET,
         "memory_ratio_max": MEMORY_RATIO_TARGET,
@@ -227,6 +301,17 @@ def format_results(results: dict[str, Any]) -> str:
             ("imitation frame dtype after loading", imitation["frame_dtype"], ""),
             ("loading speed-up over imitation", f"{results['load_speedup']:.0f}x", f">= {LOAD_SPEEDUP_TARGET:.0f}x"),
         ]
+    if "realtime" in results:
+        realtime = results["realtime"]
+        rows += [
+            (f"real-time recording: seconds at {realtime['nominal_hz']:g} Hz", f"{realtime['wall_time_s']:.0f}", ""),
+            ("real-time recording: rounds / steps", f"{realtime['episodes']} / {realtime['steps']}", ""),
+            ("real-time recording: achieved decisions/s", f"{realtime['achieved_hz']:.2f}", f"{realtime['nominal_hz']:g}"),
+            ("real-time recording: dropped steps", f"{realtime['dropped_steps']}", "0"),
+            ("real-time recording: max lateness (ms)", f"{1000 * realtime['max_late_s']:.1f}", ""),
+        ]
+    load = results["load_average_1_5_15_min"]
+    rows.append(("machine load average (1 min) / CPUs", f"{load[0]:.1f} / {results['cpu_count']}", ""))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'measurement':<{width}}  {'value':>14}  target"]
     lines += [f"{name:<{width}}  {value:>14}  {target}" for name, value, target in rows]

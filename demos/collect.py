@@ -10,6 +10,7 @@ ends with the imbalance report of the whole store.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -69,6 +70,8 @@ class CollectConfig:
     """Seconds of steps buffered before a chunk is written; a crash loses at most this much."""
     countdown_s: float = 3.0
     """Human only: countdown in seconds before each episode starts recording."""
+    profile: str | None = None
+    """Human only: game profile (TOML) of a real game window to record instead of the Arena."""
     skip_bad: bool = False
     """Report: leave out corrupt episode files with a warning instead of stopping."""
     plot: str | None = None
@@ -86,6 +89,8 @@ class CollectConfig:
             raise ValueError(f"--workers must be at least 1, got {self.workers}")
         if self.workers > 1 and self.pilot != "expert":
             raise ValueError(f"--workers {self.workers} needs --pilot expert; a human plays in one process")
+        if self.profile is not None and self.pilot != "human":
+            raise ValueError(f"--profile {self.profile} needs --pilot human; the scripted expert plays only the Arena")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"--max-steps must be at least 1 or unset, got {self.max_steps}")
         if not self.chunk_s > 0:
@@ -120,10 +125,14 @@ class CollectResult:
 
 
 def make_env(config: CollectConfig, render_mode: str | None = None):
+    """Make the Arena, or with ``config.profile`` the screen env of that game, observing only."""
     import gymnasium as gym
 
     import fightenv
 
+    if config.profile is not None:
+        # The person presses the game's keys; the env only captures, and the recorder reads the hotkeys.
+        return gym.make(fightenv.SCREEN_ID, profile=config.profile, send_keys=False, listen_hotkeys=False)
     return gym.make(
         fightenv.ARENA_ID,
         difficulty=config.difficulty,
@@ -142,8 +151,16 @@ def run_collection(config: CollectConfig, *, out_stream=None) -> CollectResult |
     if config.report is not None:
         return print_report(config.report, config, out_stream)
 
-    env = make_env(config, render_mode="human" if config.pilot == "human" else None)
-    layout = StoreLayout.from_env(env)
+    profile_name = profile_hash = None
+    if config.profile is not None:
+        # Check the profile against the store before touching the screen.
+        layout, profile_name, profile_hash = _profile_layout(config.profile)
+        if config.resume:
+            _check_profile_matches(config.out, layout, profile_name, profile_hash)
+        env = make_env(config)
+    else:
+        env = make_env(config, render_mode="human" if config.pilot == "human" else None)
+        layout = StoreLayout.from_env(env)
     store = EpisodeStore.open(
         config.out,
         "append" if config.resume else "create",
@@ -155,6 +172,8 @@ def run_collection(config: CollectConfig, *, out_stream=None) -> CollectResult |
         session_config=asdict(config),
         pilot=config.pilot,
         chunk_s=config.chunk_s,
+        profile_name=profile_name,
+        profile_hash=profile_hash,
     )
     if config.resume:
         _warn_repeated_seeds(config)
@@ -176,6 +195,42 @@ def run_collection(config: CollectConfig, *, out_stream=None) -> CollectResult |
     )
     result.report = print_report(config.out, config, out_stream)
     return result
+
+
+def _profile_layout(path: str) -> tuple[StoreLayout, str, str]:
+    """Read the store layout a game profile produces, and the profile's name and content hash."""
+    from fightenv.screen.profile import load_profile
+
+    profile = load_profile(path)
+    channels = 3 if profile.frame.color else 1
+    layout = StoreLayout(
+        game=profile.name,
+        button_names=tuple(profile.buttons),
+        state_names=tuple(profile.state_names),
+        frame_shape=(channels, *profile.frame.size),
+        decision_hz=float(profile.decision_hz),
+    )
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return layout, profile.name, digest
+
+
+def _check_profile_matches(store_path: str, layout: StoreLayout, profile_name: str, profile_hash: str) -> None:
+    """Raise ``StoreMismatchError`` when the profile's game, buttons or frame differ from the store's."""
+    from demos.manifest import read_manifest
+
+    manifest = read_manifest(Path(store_path))
+    StoreLayout.from_manifest(manifest).check_matches(
+        store_path, game=layout.game, button_names=layout.button_names,
+        state_names=layout.state_names, frame_shape=layout.frame_shape,
+    )
+    hashes = {s.get("profile_hash") for s in manifest["sessions"] if s.get("profile_name") == profile_name}
+    hashes.discard(None)
+    if hashes and profile_hash not in hashes:
+        logger.warning(
+            "profile %s changed since earlier sessions of store %s (hash %s, before %s); "
+            "its probes may read the state differently",
+            profile_name, store_path, profile_hash, sorted(hashes),
+        )
 
 
 def print_report(path: str, config: CollectConfig, out_stream) -> ImbalanceReport:

@@ -33,7 +33,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--json-out", default=defaults.json_out, help=f"results path (default: {defaults.json_out})")
     parser.add_argument("--skip-imitation", action="store_true", help="leave out the imitation comparison")
     parser.add_argument("--repeats", type=int, default=defaults.repeats,
-                        help="fresh processes per loader; the fastest time is reported (default: 3)")
+                        help="fresh processes per loader; the fastest time is reported (default: 5)")
+    parser.add_argument("--realtime-s", type=float, default=defaults.realtime_s,
+                        help="seconds of real-time recording at 60 decisions/s to check for dropped steps "
+                             "(default: 60; 0 skips it)")
     return BenchConfig(**vars(parser.parse_args(argv)))
 
 

@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> CollectConfig:
                         help="seconds of steps per written chunk; a crash loses at most this much (default: 1)")
     parser.add_argument("--countdown-s", type=float, default=defaults.countdown_s,
                         help="human only: countdown in seconds before each episode (default: 3)")
+    parser.add_argument("--profile", default=None,
+                        help="human only: game profile (TOML) of a real game window to record instead of the Arena")
     parser.add_argument("--skip-bad", action="store_true",
                         help="report: leave out corrupt episode files with a warning instead of stopping")
     parser.add_argument("--plot", default=None, help="PNG path of the report plot (default: DIR/report.png)")

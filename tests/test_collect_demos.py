@@ -148,3 +148,20 @@ def test_workers_share_one_session(tmp_path):
     by_seed = {e.seed: t for e, t in zip(demo_set.episodes, demo_set.trajectories)}
     for episode, trajectory in zip(load_demos(single).episodes, load_demos(single).trajectories):
         np.testing.assert_array_equal(by_seed[episode.seed].acts, trajectory.acts)
+
+
+def test_profile_of_other_game_rejected(recorded_store, script, caplog):
+    profile = REPO / "fightenv" / "profiles" / "fighter3d_example.toml"
+    episodes_before = len(load_demos(recorded_store).episodes)
+    with caplog.at_level(logging.ERROR):
+        code = script.main(["--pilot", "human", "--profile", str(profile), "--resume", "--out", str(recorded_store)])
+
+    assert code == 2
+    assert "game 'arena'" in caplog.text
+    assert "game 'fighter3d-example'" in caplog.text
+    assert len(load_demos(recorded_store).episodes) == episodes_before
+
+
+def test_profile_needs_human_pilot():
+    with pytest.raises(ValueError, match="--profile x.toml needs --pilot human"):
+        CollectConfig(pilot="expert", profile="x.toml").validate()
