@@ -10,17 +10,18 @@ from agents.human import RealTimePacer
 
 
 def test_pacer_holds_rate():
-    pacer = RealTimePacer(100.0)
+    # 20 Hz: a tick is dropped only when the loop is 50 ms late, which a busy test machine rarely causes.
+    pacer = RealTimePacer(20.0)
     start = time.monotonic()
-    for _ in range(21):
+    for _ in range(11):
         pacer.wait()
     elapsed = time.monotonic() - start
     stats = pacer.stats()
 
-    assert elapsed >= 0.2 - 1e-3
-    assert stats.steps == 21
+    assert elapsed >= 0.5 - 1e-3
+    assert stats.steps == 11
     assert stats.dropped_steps == 0
-    assert stats.achieved_hz == pytest.approx(100.0, rel=0.1)
+    assert stats.achieved_hz == pytest.approx(20.0, rel=0.1)
 
 
 def test_pacer_counts_dropped_steps():
