@@ -165,5 +165,8 @@ def test_hotkeys_pause_end_discard_stop(xvfb_display, tmp_path):
     assert np.diff(timestamps).max() >= 0.4
     telemetry = [json.loads(line) for line in (store / "telemetry" / "s0000-w000.jsonl").read_text().splitlines()]
     assert len(telemetry) == 2
-    assert telemetry[0]["dropped_steps"] == 0
+    # The episode ended early; the discarded one is in the telemetry too, under its own id.
+    assert telemetry[0]["episode_id"] == "s0000-w000-e000000"
+    assert telemetry[1]["episode_id"] == "s0000-w000-e000001"
+    assert telemetry[0]["steps"] == episode.length
     assert "session stopped by the esc hotkey after 1 episodes" in log
