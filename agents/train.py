@@ -80,6 +80,8 @@ class TrainConfig:
                            "random-frame split (overrides loss, pos_weight, threshold_mode, split, calibrate)",
                            default=Preset.DEFAULT)
     resume: bool = _help("continue the run in --out from its last checkpoint", default=False)
+    init_from: str = _help("start from the weights of this policy run directory (warm start, as in DAgger "
+                           "rounds); the architecture options must match it", default="")
     epochs: int = _help("maximum number of epochs", default=12)
     batch_size: int = _help("samples per optimizer step (per process under torchrun)", default=256)
     learning_rate: float = _help("Adam learning rate", default=1e-3)
@@ -350,6 +352,19 @@ def _check_resume(state: TrainingState, config: TrainConfig, layout: DataLayout)
                             "); pass the run's original values or start a new --out")
 
 
+def _load_initial_weights(policy: ButtonPolicy, run_dir: str, layout: DataLayout) -> None:
+    """Copy the weights of the policy in ``run_dir`` into ``policy``, checking buttons and shapes first."""
+    from agents.policy_files import load_policy
+
+    loaded = load_policy(run_dir, device="cpu", store=layout)
+    try:
+        policy.load_state_dict(loaded.policy.state_dict())
+    except RuntimeError as error:
+        raise TrainingError(f"cannot start from {run_dir}: its network differs from this run's options "
+                            f"({error}); use the same --n-frames, --state-window and layer sizes") from error
+    logger.info("starting from the weights of %s", run_dir)
+
+
 def _epoch_permutation(n_samples: int, seed: int, epoch: int, context: DistributedContext) -> torch.Tensor:
     """Return this process's shuffled sample indices for ``epoch``; every process gets equally many."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -410,6 +425,8 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
     optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate,
                                  weight_decay=config.weight_decay)
 
+    if config.init_from and not config.resume:
+        _load_initial_weights(policy, config.init_from, layout)
     if config.resume:
         state = read_training_state(run_dir)
         _check_resume(state, config, layout)

@@ -1,0 +1,54 @@
+"""Run correction rounds (human-gated DAgger): the policy plays, a corrector takes over, the policy retrains.
+
+    python scripts/dagger.py --policy runs/bc --out runs/dagger
+    python scripts/dagger.py --policy runs/bc --out runs/dagger --rounds 3 --episodes-per-round 10
+    python scripts/dagger.py --policy runs/bc --out runs/dagger_plain --mode label_all
+    python scripts/dagger.py --policy runs/bc --out runs/dagger --resume
+
+Writes into --out: corrections/ (an episode store of every step played, with
+the agent's, the corrector's and the executed buttons), round_N/ (the policy
+of each round, as scripts/train_bc.py writes it) and rounds.json (one row per
+round: interventions, corrections per button, validation macro F1 and AP,
+rare-button recall on test episodes, win rate against the CPU).
+
+Exit status: 0 on success, 2 on invalid options, policy, demos or run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from agents.cli import add_dataclass_arguments, dataclass_from_args
+from agents.dagger import DaggerConfig, DaggerError, run_dagger
+
+logger = logging.getLogger("dagger")
+
+
+def parse_args(argv: list[str] | None = None) -> DaggerConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataclass_arguments(parser, DaggerConfig)
+    namespace = parser.parse_args(argv)
+    try:
+        return dataclass_from_args(DaggerConfig, namespace)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = parse_args(argv)
+    from agents.policy_files import PolicyFileError
+    from demos.errors import StoreError
+
+    try:
+        run_dagger(config)
+    except (DaggerError, PolicyFileError, StoreError) as error:
+        logger.error("%s", error)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""scripts/dagger.py end to end on the Arena with tiny settings: rounds, store contents, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_NET = ["--cnn-channels", "4", "8", "8", "--frame-features", "16", "--state-hidden", "8", "--hidden", "16"]
+
+
+def script(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """Record 10 expert episodes and train a tiny policy on them for one epoch."""
+    root = tmp_path_factory.mktemp("dagger")
+    demos, run = root / "demos", root / "bc"
+    result = script("collect_demos.py", "--pilot", "expert", "--episodes", "10", "--out", str(demos))
+    assert result.returncode == 0, result.stderr
+    result = script("train_bc.py", "--demos", str(demos), "--out", str(run), "--epochs", "1", "--no-progress",
+                    "--no-plots", "--no-tensorboard", *TINY_NET)
+    assert result.returncode == 0, result.stderr
+    return demos, run
+
+
+def dagger_args(run: Path, out: Path, *extra: str) -> list[str]:
+    return ["--policy", str(run), "--out", str(out), "--rounds", "1", "--episodes-per-round", "2",
+            "--eval-episodes", "2", "--epochs", "1", "--no-progress", *extra]
+
+
+@pytest.mark.slow
+def test_dagger_round_writes_store_policy_and_table(trained, tmp_path):
+    from demos.loader import load_demos
+
+    _, run = trained
+    out = tmp_path / "dagger"
+    result = script("dagger.py", *dagger_args(run, out))
+    assert result.returncode == 0, result.stderr
+
+    rounds = json.loads((out / "rounds.json").read_text())["rounds"]
+    assert [row["round"] for row in rounds] == [0, 1]
+    for key in ("interventions", "intervention_rate", "corrections_per_button", "val_macro_f1", "val_macro_ap",
+                "test_recall", "closed_loop_recall", "win_rate"):
+        assert key in rounds[1]
+    assert rounds[1]["episodes"] == 2
+    assert (out / "round_1" / "policy.safetensors").is_file()
+    assert "round" in result.stdout and "win" in result.stdout
+
+    corrections = load_demos(out / "corrections")
+    assert len(corrections) == 2
+    assert {info.round for info in corrections.episodes} == {1}
+    fields = corrections.step_fields(0)
+    assert fields.has_agent_action.all(), "every step stores the agent's own choice"
+    intervened = fields.intervened
+    np.testing.assert_array_equal(fields.action[intervened], fields.corrector_action[intervened])
+    assert set(fields.sources()) <= {"policy", "corrector"}
+
+
+@pytest.mark.slow
+def test_dagger_plain_mode_labels_steps(trained, tmp_path):
+    from demos.loader import load_demos
+
+    _, run = trained
+    out = tmp_path / "plain"
+    result = script("dagger.py", *dagger_args(run, out, "--mode", "label_all"))
+    assert result.returncode == 0, result.stderr
+    corrections = load_demos(out / "corrections")
+    fields = corrections.step_fields(0)
+    assert fields.has_corrector_action.any()
+    assert not fields.intervened.any()
+    np.testing.assert_array_equal(fields.action, fields.agent_action)
+
+
+@pytest.mark.slow
+def test_dagger_resumes_interrupted_round(trained, tmp_path):
+    from demos.loader import list_episodes
+
+    _, run = trained
+    out = tmp_path / "resumed"
+    args = dagger_args(run, out)
+    args[args.index("--episodes-per-round") + 1] = "4"
+    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "dagger.py"), *args], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill the run as soon as the first correction episode is on disk.
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            store = out / "corrections"
+            if (store / "manifest.json").exists() and any(not e.partial for e in list_episodes(store)):
+                break
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    kept = [e for e in list_episodes(out / "corrections") if not e.partial]
+    assert 1 <= len(kept) < 4, "the run should have been killed in the middle of the round"
+
+    result = script("dagger.py", *args, "--resume")
+    assert result.returncode == 0, result.stderr
+    finished = [e for e in list_episodes(out / "corrections") if not e.partial and e.round == 1]
+    assert len(finished) == 4
+    assert {e.episode_id for e in kept} <= {e.episode_id for e in finished}, "episodes recorded before are kept"
+    rounds = json.loads((out / "rounds.json").read_text())["rounds"]
+    assert [row["round"] for row in rounds] == [0, 1]
+
+
+def test_dagger_missing_policy(tmp_path):
+    result = script("dagger.py", "--policy", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "no policy found in" in result.stderr and "policy.json is missing" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_dagger_policy_with_other_buttons(trained, tmp_path):
+    import shutil
+
+    _, run = trained
+    other = tmp_path / "other_buttons"
+    shutil.copytree(run, other)
+    config = json.loads((other / "policy.json").read_text())
+    config["button_names"] = [name.upper() for name in config["button_names"]]
+    (other / "policy.json").write_text(json.dumps(config))
+    result = script("dagger.py", *dagger_args(other, tmp_path / "out"))
+    assert result.returncode == 2
+    assert "FORWARD" in result.stderr and "forward" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dagger_refuses_existing_run_without_resume(trained, tmp_path):
+    _, run = trained
+    out = tmp_path / "existing"
+    out.mkdir()
+    (out / "rounds.json").write_text(json.dumps({"rounds": []}))
+    result = script("dagger.py", *dagger_args(run, out))
+    assert result.returncode == 2
+    assert "already holds correction rounds; pass --resume" in result.stderr
