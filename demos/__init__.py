@@ -18,13 +18,17 @@ from demos.errors import (
 from demos.loader import DemoSet, StepFields, list_episodes, load_actions, load_demos
 from demos.manifest import SOURCE_NAMES, StoreLayout, read_manifest
 from demos.store import MISSING_ACTION, EpisodeInfo, EpisodeStore
+from demos.splits import EpisodeSplit, FrameSplit, split_episodes, split_frames
+from demos import report
 
 __all__ = [
     "CorruptEpisodeError",
     "DemoSet",
     "EmptyStoreError",
     "EpisodeInfo",
+    "EpisodeSplit",
     "EpisodeStore",
+    "FrameSplit",
     "MISSING_ACTION",
     "RecorderStateError",
     "SOURCE_NAMES",
@@ -38,4 +42,7 @@ __all__ = [
     "load_actions",
     "load_demos",
     "read_manifest",
+    "report",
+    "split_episodes",
+    "split_frames",
 ]

@@ -154,6 +154,7 @@ class _OpenEpisode:
     path: Path
     fd: int
     seed: int | None
+    started_at: str
     steps_written: int = 0
     bytes_written: int = 0
     buffered: int = 0
@@ -364,7 +365,7 @@ class EpisodeStore:
             raise self._fail(f"creating {file_path} failed: {describe_os_error(error)}", error) from error
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._next_sequence += 1
-        self._episode = _OpenEpisode(name, file_path, fd, seed, chunk_started_s=time.monotonic())
+        self._episode = _OpenEpisode(name, file_path, fd, seed, utc_now(), chunk_started_s=time.monotonic())
         header = {
             "episode_id": name,
             "session": self.session,
@@ -374,7 +375,7 @@ class EpisodeStore:
             "pilot": self.pilot,
             "profile_name": self.profile_name,
             "profile_hash": self.profile_hash,
-            "started_at": utc_now(),
+            "started_at": self._episode.started_at,
         }
         self._write(records.encode_record(records.KIND_BEGIN, header))
 
@@ -541,7 +542,7 @@ class EpisodeStore:
             profile_name=self.profile_name,
             profile_hash=self.profile_hash,
             pilot=self.pilot,
-            started_at=None,
+            started_at=episode.started_at,
             partial_reason=reason,
         )
         try:

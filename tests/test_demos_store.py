@@ -517,3 +517,11 @@ def test_read_only_directory(tmp_path):
         else:
             subprocess.run(["umount", str(target)], check=True)
     assert len(load_demos(path).episodes) == 1
+
+
+def test_package_exports_contract_names():
+    import demos
+
+    for name in ("EpisodeStore", "load_demos", "split_episodes", "split_frames", "DemoSet", "EpisodeSplit"):
+        assert hasattr(demos, name), name
+    assert callable(demos.report.report_store)
