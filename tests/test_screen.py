@@ -17,25 +17,15 @@ from fightenv.arena import BUTTONS, STATE_FEATURES
 from fightenv.screen.capture import CaptureError, CaptureMonitor, Grab
 from fightenv.screen.checks import CapabilityError, WindowNotFoundError, check_display
 from fightenv.screen.profile import ARENA_PROFILE, WindowSpec
-from fightenv.screen.xvfb import launch_arena_window, start_xvfb
+from fightenv.screen.xvfb import launch_arena_window, private_display
 
 FORWARD, PUNCH = BUTTONS.index("forward"), BUTTONS.index("punch")
 
 
 @pytest.fixture(scope="module")
 def display():
-    server = start_xvfb()
-    previous = {name: os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
-    os.environ["DISPLAY"] = server.display
-    os.environ.pop("WAYLAND_DISPLAY", None)
-    os.environ.pop("XDG_SESSION_TYPE", None)
-    yield server.display
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    server.stop()
+    with private_display() as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +214,48 @@ def test_monitor_flags_black_and_frozen():
     changed[8, 8] = 200
     monitor.update(Grab(changed, 16.0, 0, 0))
     assert monitor.frozen_s(16.0) == 0.0
+
+
+def test_loop_timer_report_and_absorb():
+    from fightenv.screen.timing import LoopTimer
+
+    first, second = LoopTimer(10.0), LoopTimer(10.0)
+    for i in range(11):
+        first.mark_step(i * 0.1, overrun=(i == 5))
+        first.add("capture", 0.001 * (i + 1))
+    for i in range(6):
+        second.mark_step(100.0 + i * 0.2, overrun=False)
+        second.add("capture", 0.002)
+
+    report = first.report()
+    assert report.achieved_hz == pytest.approx(10.0)
+    assert report.steps == 10
+    assert report.overruns == 1
+    assert report.phases["capture"].p50_ms == pytest.approx(6.0)
+    assert report.phases["capture"].max_ms == pytest.approx(11.0)
+
+    total = LoopTimer(10.0)
+    total.absorb(first)
+    total.absorb(second)
+    combined = total.report()
+    # 10 intervals in 1 s plus 5 intervals in 1 s; the gap between the runs does not count.
+    assert combined.achieved_hz == pytest.approx(7.5)
+    assert combined.steps == 15
+    assert combined.phases["capture"].count == 17
+
+
+@pytest.mark.screen
+def test_bench_writes_results(tmp_path):
+    from fightenv.screen.bench import BenchScreenConfig, format_results, run_benchmark, write_results
+
+    results = run_benchmark(BenchScreenConfig(steps=20, hz=30.0, json=str(tmp_path / "bench.json")))
+    path = write_results(results, tmp_path / "bench.json")
+    text = format_results(results)
+
+    per_step = results["capture_preprocess_probes"]
+    assert 0.0 < per_step["p50_ms"] <= per_step["p99_ms"] <= per_step["max_ms"]
+    assert results["timing"]["steps"] == 20
+    assert 25.0 <= results["timing"]["achieved_hz"] <= 31.0
+    assert set(results["timing"]["phases"]) == {"policy", "send_keys", "capture", "preprocess", "probes"}
+    assert "capture + preprocess + probes per step" in text
+    assert path.read_text().startswith("{")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fightenv.screen.xvfb import launch_arena_window, start_xvfb
+from fightenv.screen.xvfb import launch_arena_window, private_display
 
 pytestmark = pytest.mark.screen
 
@@ -65,15 +65,8 @@ finally:
 
 @pytest.fixture(scope="module")
 def display():
-    server = start_xvfb()
-    previous = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = server.display
-    yield server.display
-    if previous is None:
-        os.environ.pop("DISPLAY", None)
-    else:
-        os.environ["DISPLAY"] = previous
-    server.stop()
+    with private_display() as name:
+        yield name
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """The Arena as a window program that a person plays with the keyboard: ``python -m fightenv.arena --window``.
 
 It opens a plain X11 window (python-xlib, no toolkit) whose client area is
-exactly the rendered view, runs the game in real time at 60 ticks per second,
-and reads the held keys from the X server each tick (``XQueryKeymap``), so key
-events sent with XTest (``pynput``, ``xdotool``) drive it just like a keyboard.
+exactly the rendered view, and runs the game in real time at 60 ticks per
+second. Each tick it reads the held keys from the X server (``XQueryKeymap``),
+so key events sent with XTest (``pynput``, ``xdotool``) drive it like a keyboard.
 The keys come from the Arena's game profile, ``fightenv/profiles/arena.toml``.
 
 After a KO or when the round time runs out, the final picture stays up for
@@ -34,7 +34,7 @@ from fightenv.arena.rules import BUTTONS, TICK_HZ, TICK_S, Game, Outcome
 
 logger = logging.getLogger(__name__)
 
-# Longest request python-xlib sends without the BIG-REQUESTS extension, in bytes.
+# Maximum request size in bytes that python-xlib sends without the BIG-REQUESTS extension, less the header.
 _MAX_REQUEST_BYTES = 65535 * 4 - 64
 _RESYNC_BEHIND_S = 0.25
 
@@ -128,7 +128,7 @@ class XImageWindow:
         self.display.flush()
 
     def poll(self) -> None:
-        """Handle pending X events; set ``closed`` when the window manager asks the window to close."""
+        """Handle pending X events; set ``closed`` when the window manager requests that the window close."""
         from Xlib import X
 
         while self.display.pending_events():

@@ -22,7 +22,7 @@ BLACK_MAX_LEVEL = 8
 
 
 class CaptureError(RuntimeError):
-    """The capture failed or shows nothing usable; the message says why and what to do."""
+    """The capture failed or shows nothing usable; the message gives the cause and the fix."""
 
 
 def _window_title(display, window) -> str | None:

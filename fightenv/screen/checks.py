@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 
 class CapabilityError(RuntimeError):
-    """The machine cannot capture the game or send it keys; the message says why and what to do."""
+    """The machine cannot capture the game or send it keys; the message gives the cause and the fix."""
 
 
 class WindowNotFoundError(CapabilityError):

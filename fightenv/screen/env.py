@@ -359,7 +359,11 @@ class ScreenEnv(gym.Env):
             return outcome
         own = reading.values[self.profile.episode.score_own]
         opponent = reading.values[self.profile.episode.score_opponent]
-        return "win" if own > opponent else "loss" if own < opponent else "draw"
+        if own > opponent:
+            return "win"
+        if own < opponent:
+            return "loss"
+        return "draw"
 
     def _info(self, reading: Reading, outcome: str | None) -> dict[str, Any]:
         now_s = self._last_grab.timestamp_s
@@ -374,6 +378,11 @@ class ScreenEnv(gym.Env):
             "paused": self.paused,
             "stop_requested": self.stop_requested,
         }
+
+    @property
+    def last_capture_s(self) -> float | None:
+        """``time.monotonic()`` right after the latest capture, or None before the first."""
+        return None if self._last_grab is None else self._last_grab.timestamp_s
 
     def timing_report(self) -> TimingReport:
         """Return the measured timing of the current episode's loop."""

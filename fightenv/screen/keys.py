@@ -9,9 +9,9 @@ arrows ``up`` ``down`` ``left`` ``right``, modifiers ``shift`` ``ctrl``
 Keys go out through ``pynput``, which on X11 uses the XTest extension: the X
 server receives them as if typed, and the focused window gets them. Games that
 read the keyboard some other way may ignore them. On Windows, DirectInput games
-often read hardware scan codes and ignore virtual-key events, and a game that
-runs elevated (as administrator) ignores events from a non-elevated sender; run
-the sender elevated and use a scan-code sender for those games.
+often read hardware scan codes and ignore virtual-key events, so they need a
+sender that types scan codes. A game that runs elevated (as administrator)
+ignores events from a non-elevated sender, so run the sender elevated too.
 
 ``pynput`` is imported only when a sender or listener is built, because it
 connects to the display on import and fails without one.
@@ -116,11 +116,12 @@ class KeySender:
     """Holds keys down while their buttons are 1, and releases every held key on any way out.
 
     ``send(action)`` presses the keys whose buttons became 1 and releases those
-    that became 0. Every key this sender holds is released by ``close()``, by
-    ``release_all()``, at interpreter exit, on SIGINT and SIGTERM (the previous
-    handlers then run; SIGTERM under the default handler raises ``SystemExit``
-    so ``finally`` blocks still run), and by a watchdog thread when ``send`` or
-    ``heartbeat`` has not been called for ``watchdog_s`` seconds.
+    that became 0. Every key this sender holds down is released by ``close()``,
+    by ``release_all()``, at interpreter exit, and on SIGINT and SIGTERM. After
+    a signal the previous handler runs, except that SIGTERM under the default
+    handler raises ``SystemExit(143)`` so that ``finally`` blocks still run. A
+    watchdog thread also releases the keys when neither ``send`` nor
+    ``heartbeat`` has been called for ``watchdog_s`` seconds.
 
     NOTE: SIGKILL and a crash of the Python process itself cannot be caught.
     Keys sent through XTest then stay down until something releases them, for

@@ -1,9 +1,9 @@
 """State probes: computer-vision extractors that turn a captured frame into named features.
 
-Each probe reads one number from a region of the frame the way a player reads
-the screen: how full a bar is, whether a colour is there, whether a picture
-(template) is there, how far apart two things are on the floor, whether a body
-is above its shadow. A probe with a threshold in the profile yields a bit.
+Each probe reads one number from a region of the frame, the way a player reads
+the screen. It measures how full a bar is, whether a colour or a picture
+(template) is there, how far apart two things are on the floor, or whether a
+body is above its shadow. A probe with a threshold in the profile yields a bit.
 
 Frames enter as ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA uint8, the layout
 ``mss`` and OpenCV use. Profile colours are RGB and are converted here.
@@ -22,7 +22,7 @@ from fightenv.screen.profile import Color, Profile, ProbeSpec
 
 @dataclass(frozen=True)
 class Reading:
-    """What the probes read from one frame."""
+    """Features read by the probes from one frame."""
 
     values: dict[str, float]
     """Every probe's feature, by name: the number, clipped to [0, 1], or the bit after its threshold."""
@@ -125,12 +125,22 @@ class TemplateProbe(_Probe):
 
 
 class _BlobProbe(_Probe):
-    def centroid(self, mask: np.ndarray) -> tuple[float, float] | None:
-        """Return the blob's centroid in frame pixels, or None when fewer than ``min_pixels`` match."""
-        moments = cv2.moments(mask, binaryImage=True)
+    def centroid(self, mask: np.ndarray, offset: tuple[int, int] = (0, 0)) -> tuple[float, float] | None:
+        """Return the blob's centroid in frame pixels, or None when fewer than ``min_pixels`` match.
+
+        ``offset`` is the mask's top-left corner within the probe's region.
+        """
+        # Moments over the blob's bounding box only: a tenth of the cost of the whole region.
+        x, y, width, height = cv2.boundingRect(mask)
+        if width == 0:
+            return None
+        moments = cv2.moments(mask[y:y + height, x:x + width], binaryImage=True)
         if moments["m00"] < self.spec.min_pixels:
             return None
-        return self.box[0] + moments["m10"] / moments["m00"], self.box[1] + moments["m01"] / moments["m00"]
+        return (
+            self.box[0] + offset[0] + x + moments["m10"] / moments["m00"],
+            self.box[1] + offset[1] + y + moments["m01"] / moments["m00"],
+        )
 
 
 class DistanceProbe(_BlobProbe):
@@ -162,7 +172,9 @@ class ElevationProbe(_BlobProbe):
     """Height of a body blob's lowest pixel above the centroid of its shadow blob, as a fraction of the frame height.
 
     Standing bodies overlap their shadow, so the value is about zero or
-    negative; it is 0 when the body or the shadow is not visible.
+    negative; it is 0 when the body or the shadow is not visible. The shadow
+    is looked for below the body's top edge and at most one body width to
+    either side of the body.
     """
 
     def read(self, image, values):
@@ -170,10 +182,14 @@ class ElevationProbe(_BlobProbe):
         body = self.mask(pixels, self.bounds)
         if cv2.countNonZero(body) < self.spec.min_pixels:
             return 0.0
-        shadow = self.centroid(self.mask(pixels, self.bounds_b))
+        left, top, width, rows = cv2.boundingRect(body)
+
+        # Look for the shadow only below the body's top and within a body width to either side of it.
+        band_left = max(0, left - width)
+        band = pixels[top:, band_left:left + 2 * width]
+        shadow = self.centroid(self.mask(band, self.bounds_b), offset=(band_left, top))
         if shadow is None:
             return 0.0
-        _, top, _, rows = cv2.boundingRect(body)
         lowest_row = self.box[1] + top + rows - 0.5
         return (shadow[1] - lowest_row) / self.height
 

@@ -53,7 +53,7 @@ Color = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """What to capture: a window found by title, or a fixed screen region."""
+    """Capture target: a window found by title, or a fixed screen region."""
 
     title: str | None = None
     """Case-sensitive substring of the window title (``_NET_WM_NAME`` or ``WM_NAME``)."""
@@ -395,6 +395,7 @@ class _Parser:
         if "region" in allowed:
             allowed = allowed + ("step",)
         self.unknown(data, key, common + allowed)
+
         fields: dict[str, Any] = {"name": name, "kind": kind, "in_state": self.boolean(data, key, "in_state", True)}
         if "region" in allowed:
             fields["region"] = self.region(data.get("region", [0.0, 0.0, 1.0, 1.0]), f"{key}.region")
@@ -422,6 +423,8 @@ class _Parser:
             fields["scale"] = self.number(data, key, "scale", default=1.0, low=1e-9)
         if kind == "derived":
             fields["source"] = self.string(data, key, "source")
+
+        # An optional threshold turns the number into a bit; derived probes exist only to add one.
         if "threshold" in data:
             compare = self.string(data, key, "compare", default=">=", choices=COMPARISONS)
             fields["threshold"] = Threshold(self.number(data, key, "threshold"), compare)

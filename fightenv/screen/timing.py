@@ -22,12 +22,13 @@ class PhaseStats:
 
 @dataclass
 class TimingReport:
-    """What a real-time loop achieved; every number is measured, none assumed."""
+    """Measured performance of a real-time loop; no number in it is assumed."""
 
     target_hz: float
     achieved_hz: float
-    """Steps per second between the first and the last step's capture timestamps."""
+    """Steps per second between the first and the last step's capture timestamps (summed over absorbed runs)."""
     steps: int
+    """Steps timed: intervals between consecutive captures."""
     overruns: int
     """Steps whose work ended after the step's deadline."""
     phases: dict[str, PhaseStats] = field(default_factory=dict)
@@ -57,6 +58,17 @@ class LoopTimer:
         self.durations: dict[str, list[float]] = defaultdict(list)
         self.step_times_s: list[float] = []
         self.overruns = 0
+        self._absorbed_intervals = 0
+        self._absorbed_span_s = 0.0
+
+    def absorb(self, other: LoopTimer) -> None:
+        """Add another run's measurements (for example one episode's) to this timer's, as a separate stretch of steps."""
+        for name, values in other.durations.items():
+            self.durations[name].extend(values)
+        self.overruns += other.overruns
+        times = other.step_times_s
+        self._absorbed_intervals += other._absorbed_intervals + max(0, len(times) - 1)
+        self._absorbed_span_s += other._absorbed_span_s + (times[-1] - times[0] if len(times) > 1 else 0.0)
 
     @contextmanager
     def phase(self, name: str):
@@ -75,8 +87,9 @@ class LoopTimer:
 
     def report(self) -> TimingReport:
         times = self.step_times_s
-        span_s = times[-1] - times[0] if len(times) > 1 else 0.0
-        achieved_hz = (len(times) - 1) / span_s if span_s > 0 else 0.0
+        intervals = self._absorbed_intervals + max(0, len(times) - 1)
+        span_s = self._absorbed_span_s + (times[-1] - times[0] if len(times) > 1 else 0.0)
+        achieved_hz = intervals / span_s if span_s > 0 else 0.0
         phases = {}
         for name, values in self.durations.items():
             ms = np.asarray(values) * 1e3
@@ -85,5 +98,5 @@ class LoopTimer:
                 max_ms=float(ms.max()),
             )
         return TimingReport(
-            target_hz=self.target_hz, achieved_hz=achieved_hz, steps=len(times), overruns=self.overruns, phases=phases,
+            target_hz=self.target_hz, achieved_hz=achieved_hz, steps=intervals, overruns=self.overruns, phases=phases,
         )

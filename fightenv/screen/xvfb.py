@@ -7,6 +7,7 @@ import select
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -92,3 +93,23 @@ def launch_arena_window(
         connection.close()
     process.kill()
     raise TimeoutError(f"the Arena window did not appear on {display} within {timeout_s} s")
+
+
+@contextmanager
+def private_display(width: int = 1280, height: int = 1024):
+    """Start Xvfb and point ``DISPLAY`` at it (clearing Wayland variables) until the block ends; yield ``DISPLAY``."""
+    server = start_xvfb(width, height)
+    names = ("DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")
+    previous = {name: os.environ.get(name) for name in names}
+    os.environ["DISPLAY"] = server.display
+    os.environ.pop("WAYLAND_DISPLAY", None)
+    os.environ.pop("XDG_SESSION_TYPE", None)
+    try:
+        yield server.display
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()

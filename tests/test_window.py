@@ -1,0 +1,106 @@
+"""The Arena window program: command line, keys read from the X server, rounds restarting after the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from fightenv.arena.__main__ import parse_args
+from fightenv.arena.window import WindowConfig
+from fightenv.screen.profile import ARENA_PROFILE, load_profile
+from fightenv.screen.xvfb import launch_arena_window, private_display
+
+
+def test_cli_defaults():
+    window, config = parse_args(["--window"])
+
+    assert window is True
+    assert config == WindowConfig()
+
+
+def test_cli_parses_options():
+    _, config = parse_args(
+        ["--window", "--difficulty", "hard", "--seed", "4", "--size", "320x240", "--fps", "30", "--position", "10,20"]
+    )
+
+    assert (config.difficulty, config.seed) == ("hard", 4)
+    assert (config.width, config.height) == (320, 240)
+    assert config.fps == 30.0
+    assert config.position == (10, 20)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--size", "640by480"], "--size must look like 640x480, got '640by480'"),
+        (["--fps", "100"], "fps must be from 1 to 60 frames per second, got 100.0"),
+        (["--size", "32x32"], "width must be an integer from 64 to 4096 pixels, got 32"),
+    ],
+)
+def test_cli_rejects_bad_values(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_main_without_window_flag_explains(capsys):
+    from fightenv.arena.__main__ import main
+
+    assert main([]) == 2
+    assert "pass --window" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def display():
+    with private_display() as name:
+        yield name
+
+
+def read_window(reader, capture) -> dict[str, float]:
+    return reader.read(capture.grab().pixels).values
+
+
+@pytest.mark.screen
+def test_held_key_moves_fighter_and_rounds_restart(display):
+    from fightenv.screen.capture import WindowCapture
+    from fightenv.screen.probes import StateReader
+
+    profile = load_profile(ARENA_PROFILE)
+    window = launch_arena_window(display, "--seed", "1", "--round-time", "2", "--restart-delay", "0.5")
+    capture = WindowCapture(profile.window)
+    reader = StateReader(profile)
+    env = {**os.environ, "DISPLAY": display}
+    try:
+        # Wait for a fresh round, then hold the forward key with xdotool (XTest) for 0.5 s.
+        deadline = time.monotonic() + 10
+        while read_window(reader, capture)["time_left"] < 0.9 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        start = read_window(reader, capture)
+        subprocess.run(["xdotool", "keydown", "d"], env=env, check=True)
+        time.sleep(0.5)
+        subprocess.run(["xdotool", "keyup", "d"], env=env, check=True)
+        moved = read_window(reader, capture)
+        # At 2.6 m/s for 0.5 s the player closes about 1.3 m of the 3.2 m gap (0.16 of the 8 m ring).
+        assert moved["distance"] < start["distance"] - 0.08
+
+        # The 2 s round runs out, its end stays up, then a new round starts with a full timer.
+        times = []
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            times.append(read_window(reader, capture)["time_left"])
+            if min(times) == 0.0 and times[-1] > 0.95:
+                break
+            time.sleep(0.02)
+        assert min(times) == 0.0
+        assert times[-1] > 0.95
+    finally:
+        capture.close()
+        window.send_signal(signal.SIGTERM)
+        _, stderr = window.communicate(timeout=10)
+    assert window.returncode == 0
+    assert "round 1 over" in stderr
+    assert "Arena window closed" in stderr
