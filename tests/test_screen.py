@@ -112,6 +112,58 @@ def test_session_plays_arena_window(display, arena_window):
     assert {"capture", "preprocess", "probes", "policy", "send_keys"} <= set(timing["phases"])
 
 
+def press_hotkey(display: str, key: str) -> None:
+    subprocess.run(["xdotool", "key", key], env={**os.environ, "DISPLAY": display}, check=True)
+
+
+@pytest.mark.screen
+def test_hotkeys_end_episode_and_stop(display, arena_window):
+    from fightenv.screen.env import ScreenEnv, StopRequested
+
+    env = ScreenEnv(ARENA_PROFILE)
+    idle = np.zeros(10, dtype=np.uint8)
+    try:
+        env.reset()
+        _, _, terminated, truncated, _ = env.step(idle)
+        assert not (terminated or truncated)
+
+        # F9 marks the episode's end: terminated, with no outcome read off the screen.
+        press_hotkey(display, "F9")
+        time.sleep(0.2)
+        _, _, terminated, truncated, info = env.step(idle)
+        assert terminated
+        assert not truncated
+        assert info["outcome"] is None
+
+        # F10 stops the session: the running episode is truncated and the next reset raises.
+        press_hotkey(display, "F10")
+        time.sleep(0.2)
+        _, _, terminated, truncated, info = env.step(idle)
+        assert truncated
+        assert info["stop_requested"]
+        with pytest.raises(StopRequested, match="the stop hotkey was pressed"):
+            env.reset()
+    finally:
+        env.close()
+
+
+@pytest.mark.screen
+def test_hotkey_listener_ignores_other_keys(display):
+    from fightenv.screen.keys import HotkeyListener
+
+    actions: list[str] = []
+    listener = HotkeyListener({"pause": "f8", "stop": "f10"}, actions.append)
+    listener.start()
+    try:
+        for key in ("a", "d", "F8", "space", "F9", "F10"):
+            press_hotkey(display, key)
+        time.sleep(0.3)
+    finally:
+        listener.stop()
+
+    assert actions == ["pause", "stop"]
+
+
 @pytest.mark.screen
 def test_capture_follows_moved_window(display, arena_window):
     from fightenv.screen.capture import WindowCapture

@@ -334,8 +334,9 @@ class ScreenEnv(gym.Env):
                 outcome = self._outcome(end.outcome, reading)
                 truncated, terminated = end.truncated, not end.truncated
                 break
-        if self._end_requested and not (terminated or truncated):
-            terminated = True
+        if self._end_requested:
+            self._end_requested = False
+            terminated = terminated or not truncated
         max_s = self.profile.episode.max_episode_s
         if max_s is not None and self._last_grab.timestamp_s - self._episode_start_s >= max_s:
             truncated = not terminated
