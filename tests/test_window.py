@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from fightenv.arena.__main__ import parse_args
@@ -52,6 +54,17 @@ def test_main_without_window_flag_explains(capsys):
 
     assert main([]) == 2
     assert "pass --window" in capsys.readouterr().err
+
+
+def test_main_without_display_explains(monkeypatch, capsys):
+    from fightenv.arena.__main__ import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("XDG_SESSION_TYPE", raising=False)
+
+    assert main(["--window"]) == 1
+    assert "error: DISPLAY is not set" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +117,70 @@ def test_held_key_moves_fighter_and_rounds_restart(display):
     assert window.returncode == 0
     assert "round 1 over" in stderr
     assert "Arena window closed" in stderr
+
+
+@pytest.mark.screen
+def test_window_shows_frames_pixel_exact(display):
+    import cv2
+    import gymnasium as gym
+
+    import fightenv  # noqa: F401 - registers fightenv/Arena-v0
+    from fightenv.arena.window import XImageWindow
+    from fightenv.screen.capture import WindowCapture
+    from fightenv.screen.profile import WindowSpec
+
+    # What the probes see through mss is exactly what the renderer drew, so their
+    # agreement measured on rendered frames holds for captured ones.
+    env = gym.make("fightenv/Arena-v0", render_mode="rgb_array")
+    env.reset(seed=5)
+    for _ in range(20):
+        env.step(env.action_space.sample())
+    frame = env.render()
+    env.close()
+    window = XImageWindow("pixel test", 640, 480, position=(50, 60))
+    try:
+        window.show(frame)
+        window.display.sync()
+        capture = WindowCapture(WindowSpec(title="pixel test"))
+        try:
+            grab = capture.grab()
+        finally:
+            capture.close()
+    finally:
+        window.close()
+
+    assert (grab.left, grab.top) == (50, 60)
+    assert np.array_equal(cv2.cvtColor(grab.pixels, cv2.COLOR_BGRA2RGB), frame)
+
+
+@pytest.mark.screen
+def test_frozen_capture_is_reported(display, tmp_path):
+    from fightenv.arena.window import XImageWindow
+    from fightenv.screen.env import ScreenEnv
+
+    # A window drawn once and never again, as a hung or paused game looks; its start condition never holds.
+    profile = tmp_path / "frozen.toml"
+    profile.write_text(textwrap.dedent("""
+        name = "frozen"
+        [window]
+        title = "frozen game"
+        [buttons]
+        a = "a"
+        [[probes]]
+        name = "red"
+        kind = "color"
+        colors = [[255, 0, 0]]
+        [episode]
+        start = [{ probe = "red", threshold = 0.5 }]
+        start_timeout_s = 1.5
+    """))
+    window = XImageWindow("frozen game", 320, 240)
+    window.show(np.full((240, 320, 3), 90, dtype=np.uint8))
+    window.display.sync()
+    env = ScreenEnv(profile, send_keys=False, listen_hotkeys=False, frozen_after_s=0.5)
+    try:
+        with pytest.raises(TimeoutError, match=r"episode start not seen within 1\.5 s: .*read \{'red': 0\.0\}\. The capture has not changed for"):
+            env.reset()
+    finally:
+        env.close()
+        window.close()

@@ -28,7 +28,7 @@ _WARN_EVERY_S = 10.0
 
 
 class StopRequested(KeyboardInterrupt):
-    """The stop hotkey was pressed; raised by ``reset`` so that scripts end as on Ctrl+C, keeping what they recorded."""
+    """Stop request from the hotkey, raised by ``reset`` so that scripts end as on Ctrl+C and keep what they recorded."""
 
 
 def preprocess(pixels: np.ndarray, spec: FrameSpec) -> np.ndarray:
@@ -105,6 +105,7 @@ class ScreenEnv(gym.Env):
     - ``send_keys``: False observes only (for watching a person play); nothing is pressed.
     - ``listen_hotkeys``: False ignores the profile's hotkeys.
     - ``render_mode``: "rgb_array" returns the last captured client area as RGB.
+    - ``frozen_after_s``: seconds without any change in the capture before it is reported as frozen.
 
     Keys go out through XTest: on Windows, DirectInput games may need scan
     codes and elevated games an elevated sender, which this env does not do.
@@ -119,12 +120,14 @@ class ScreenEnv(gym.Env):
         send_keys: bool = True,
         listen_hotkeys: bool = True,
         render_mode: str | None = None,
+        frozen_after_s: float = FROZEN_WARN_S,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']} or None")
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         profile = self.profile
         self.render_mode = render_mode
+        self.frozen_after_s = frozen_after_s
         self.game_name = profile.name
         self.button_names = profile.buttons
         self.state_names = profile.state_names
@@ -212,7 +215,7 @@ class ScreenEnv(gym.Env):
         if self.monitor.black_s(now_s) > BLACK_WARN_S:
             logger.warning("%s", self.capture.diagnose_black())
             self._last_warning_s = now_s
-        elif self.monitor.frozen_s(now_s) > FROZEN_WARN_S:
+        elif self.monitor.frozen_s(now_s) > self.frozen_after_s:
             logger.warning(
                 "the capture has not changed for %.1f s: the game may be paused, minimised or drawing in "
                 "exclusive fullscreen; switch it to windowed or borderless mode if it is running",
@@ -269,7 +272,7 @@ class ScreenEnv(gym.Env):
                 frozen = self.monitor.frozen_s(now_s)
                 hint = (
                     f" The capture has not changed for {frozen:.1f} s: is the game paused, minimised or in "
-                    "exclusive fullscreen?" if frozen > FROZEN_WARN_S else ""
+                    "exclusive fullscreen?" if frozen > self.frozen_after_s else ""
                 )
                 raise TimeoutError(
                     f"episode start not seen within {timeout_s} s: start conditions "
