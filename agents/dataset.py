@@ -1,13 +1,14 @@
 """Training samples from imitation trajectories: windowed observations gathered per batch without Python loops.
 
-Each episode's observations are preloaded once into one uint8 frame tensor
-``(M, C, H, W)`` and one float32 state tensor ``(M, k)``. A sample stores only
+Each episode's observations are held in one uint8 frame tensor ``(M, C, H, W)``
+and one float32 state tensor ``(M, k)``: the buffer that ``demos.load_demos``
+already fills when the trajectories are views of it, else a concatenated copy. A sample stores only
 row indices into them: ``frame_rows (N, S)`` and ``state_rows (N, W)``. A batch
 gathers those rows, so stacked frames are never materialised for the whole
 dataset, and converts frames to float only inside the network.
 
 Windows match ``fightenv.wrappers.ObservationHistory``: step t of an episode
-sees observations ``t - S + 1 .. t`` (oldest first), and indices before the
+gets observations ``t - S + 1 .. t`` (oldest first), and indices before the
 episode start repeat its first observation.
 """
 
@@ -25,7 +26,7 @@ from fightenv.wrappers import FRAME_KEY, STATE_KEY
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """How much history a policy sees."""
+    """Number of stacked frames and of state vectors in each observation window."""
 
     n_frames: int = 2
     state_window: int = 8
@@ -37,7 +38,7 @@ class WindowSpec:
 
 
 def _window_rows(first_row: int, length: int, window: int) -> np.ndarray:
-    """Return ``(length, window)`` rows: step t sees ``first_row + max(t - window + 1 + j, 0)`` for j < window."""
+    """Return ``(length, window)`` rows: step t reads ``first_row + max(t - window + 1 + j, 0)`` for j < window."""
     steps = np.arange(length)[:, None] + np.arange(window)[None, :] - (window - 1)
     return first_row + np.maximum(steps, 0)
 
@@ -57,6 +58,34 @@ def _trajectory_arrays(trajectory: Trajectory) -> tuple[np.ndarray, np.ndarray, 
     if acts.ndim != 2 or frames.shape[0] != acts.shape[0] + 1:
         raise ValueError(f"expected acts (T, n) with T + 1 = {frames.shape[0]} observations, got {acts.shape}")
     return frames, states, acts
+
+
+def _root(array: np.ndarray) -> np.ndarray:
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _shared_block_rows(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, list[int]] | None:
+    """Return ``(buffer, first rows)`` when every array is a contiguous block of rows of one C-contiguous buffer.
+
+    ``demos.load_demos`` returns trajectories whose frames are such views, so
+    the dataset can index that buffer instead of copying every frame.
+    """
+    root = _root(arrays[0])
+    if not root.flags.c_contiguous or root.ndim != arrays[0].ndim or root.shape[1:] != arrays[0].shape[1:]:
+        return None
+    row_bytes = root.strides[0]
+    root_start = root.__array_interface__["data"][0]
+    first_rows = []
+    for array in arrays:
+        if _root(array) is not root or not array.flags.c_contiguous:
+            return None
+        offset = array.__array_interface__["data"][0] - root_start
+        if offset % row_bytes:
+            return None
+        first_rows.append(offset // row_bytes)
+    return root, first_rows
 
 
 class WindowedDataset:
@@ -82,33 +111,39 @@ class WindowedDataset:
 
     @classmethod
     def from_trajectories(cls, trajectories: Sequence[Trajectory], spec: WindowSpec) -> WindowedDataset:
-        """Preload the observations of ``trajectories`` (each obs row t < T, the final obs has no action)."""
+        """Index the observations of ``trajectories``; sample t of an episode pairs obs t with action t."""
         if not trajectories:
             raise ValueError("cannot build a dataset from zero trajectories; the split is empty")
-        frame_blocks, state_blocks, action_blocks, frame_rows, state_rows, lengths = [], [], [], [], [], []
-        first_row = 0
-        for trajectory in trajectories:
-            frames, states, acts = _trajectory_arrays(trajectory)
-            length = acts.shape[0]
-            frame_blocks.append(frames[:length])
-            state_blocks.append(states[:length])
-            action_blocks.append(acts)
-            frame_rows.append(_window_rows(first_row, length, spec.n_frames))
-            state_rows.append(_window_rows(first_row, length, spec.state_window))
-            lengths.append(length)
-            first_row += length
+        arrays = [_trajectory_arrays(trajectory) for trajectory in trajectories]
+        frame_blocks = [frames for frames, _, _ in arrays]
+        state_blocks = [states.astype(np.float32, copy=False) for _, states, _ in arrays]
         shapes = {block.shape[1:] for block in frame_blocks}
         if len(shapes) != 1:
             raise ValueError(f"trajectories have different frame shapes {sorted(shapes)}; record with one frame size")
+        lengths = [acts.shape[0] for _, _, acts in arrays]
+
+        frames, frame_starts = cls._rows_source(frame_blocks)
+        states, state_starts = cls._rows_source(state_blocks)
         return cls(
-            frames=torch.from_numpy(np.concatenate(frame_blocks)),
-            states=torch.from_numpy(np.concatenate(state_blocks).astype(np.float32, copy=False)),
-            actions=torch.from_numpy((np.concatenate(action_blocks) != 0).astype(np.float32)),
-            frame_rows=torch.from_numpy(np.concatenate(frame_rows)),
-            state_rows=torch.from_numpy(np.concatenate(state_rows)),
+            frames=torch.from_numpy(frames),
+            states=torch.from_numpy(states),
+            actions=torch.from_numpy((np.concatenate([acts for _, _, acts in arrays]) != 0).astype(np.float32)),
+            frame_rows=torch.from_numpy(np.concatenate([
+                _window_rows(start, length, spec.n_frames) for start, length in zip(frame_starts, lengths)])),
+            state_rows=torch.from_numpy(np.concatenate([
+                _window_rows(start, length, spec.state_window) for start, length in zip(state_starts, lengths)])),
             episode_lengths=lengths,
             spec=spec,
         )
+
+    @staticmethod
+    def _rows_source(blocks: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+        """Return one array holding every block and each block's first row, copying only when the blocks are scattered."""
+        shared = _shared_block_rows(blocks)
+        if shared is not None and shared[0].flags.writeable:
+            return shared
+        starts = np.r_[0, np.cumsum([len(block) for block in blocks])[:-1]].tolist()
+        return np.concatenate(blocks), starts
 
     def __len__(self) -> int:
         return self.actions.shape[0]

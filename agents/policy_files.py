@@ -1,6 +1,6 @@
 """Policy files: ``RUN_DIR/policy.safetensors`` (weights) plus ``RUN_DIR/policy.json`` (everything else).
 
-The JSON holds the architecture, the button and state feature names, the
+The JSON contains the architecture, the button and state feature names, the
 frame shape, the stack sizes, the per-button thresholds and calibration, and a
 training summary. Loading reads JSON and safetensors only, so it never
 executes pickled code, and it checks buttons, state features and frame shape
@@ -147,10 +147,10 @@ def load_policy(
 ) -> LoadedPolicy:
     """Load a policy from ``run_dir`` onto ``device`` in eval mode.
 
-    ``env`` (a Gymnasium env whose unwrapped env has ``button_names`` and
-    ``state_names``) or ``store`` (an object with ``button_names``,
-    ``state_names`` and ``frame_shape``, such as a ``demos.DemoSet``) is
-    checked against the policy; a mismatch raises PolicyFileError naming both lists.
+    When ``env`` is given, its unwrapped env's ``button_names``, ``state_names``
+    and frame shape are checked against the policy. When ``store`` is given
+    (any object with ``button_names``, ``state_names`` and ``frame_shape``, such
+    as a ``demos.DemoSet``), so are its. A mismatch raises PolicyFileError naming both lists.
     """
     run_dir = Path(run_dir)
     config = read_policy_config(run_dir)

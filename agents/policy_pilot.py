@@ -23,10 +23,10 @@ class PolicyPilot:
     """Presses the buttons a trained ButtonPolicy chooses, from raw ``Dict(frame, state)`` observations.
 
     The pilot keeps its own frame stack and state window, built exactly as in
-    training, and clears it on ``reset``. ``decision="thresholds"`` presses a
-    button when its calibrated probability reaches the threshold stored in the
-    policy file; ``decision="sample"`` draws each button from its probability
-    with the pilot's seeded generator.
+    training, and clears it on ``reset``. With ``decision="thresholds"`` it
+    presses a button when its calibrated probability reaches the threshold
+    stored in the policy file. With ``decision="sample"`` it draws each button
+    from its probability with the pilot's seeded generator.
     """
 
     name = "policy"

@@ -22,7 +22,7 @@ def _pyplot():
 
 
 def plot_pr_curves(path: Path, labels: np.ndarray, probabilities: np.ndarray, report: SplitReport) -> None:
-    """One precision-recall curve per button, with its prevalence (AP's chance level) as a dashed line."""
+    """Plot one precision-recall curve per button, with its prevalence (AP's chance level) as a dashed line."""
     plt = _pyplot()
     n = len(report.buttons)
     columns = min(5, n)
@@ -53,7 +53,7 @@ def plot_pr_curves(path: Path, labels: np.ndarray, probabilities: np.ndarray, re
 
 
 def plot_press_rates(path: Path, report: SplitReport) -> None:
-    """Press rate and mean hold length per button: policy next to demonstrator."""
+    """Plot press rate and mean hold length per button, the policy next to the demonstrator."""
     plt = _pyplot()
     names = [b.name for b in report.buttons]
     x = np.arange(len(names))
@@ -74,7 +74,7 @@ def plot_press_rates(path: Path, report: SplitReport) -> None:
 
 
 def plot_calibration(path: Path, labels: np.ndarray, probabilities: np.ndarray, report: SplitReport) -> None:
-    """Reliability diagram over all buttons pooled, and mean probability against prevalence per button."""
+    """Plot a reliability diagram over all buttons pooled, and mean probability against prevalence per button."""
     plt = _pyplot()
     figure, (reliability_axis, mean_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
     mean_probability, positive_share, counts = reliability_curve(labels, probabilities)

@@ -1,8 +1,8 @@
 """Synthetic demonstrations with skewed, learnable button prevalences, for tests and benchmarks.
 
-State features follow smooth mean-reverting AR(1) processes; button i is held while feature
+State features follow smooth mean-reverting AR(1) processes; button i is pressed while feature
 ``i % k`` stays above the quantile that gives it the requested prevalence, so
-presses come in holds of several steps and a policy can learn them from the
+presses last several steps and a policy can learn them from the
 state window. Frames are noise with a bright column whose position follows
 feature 0.
 """
@@ -44,11 +44,13 @@ def synthetic_trajectories(
     thresholds = np.array([np.quantile(pooled[:, i % n_state] * (1 + i // n_state), 1 - p) if p > 0 else np.inf
                            for i, p in enumerate(prevalences)])
     channels, height, width = frame_shape
+    # Like demos.load_demos, every episode's frames are a view of one buffer.
+    frame_buffer = rng.integers(0, 60, size=(n_episodes * total, channels, height, width), dtype=np.uint8)
     trajectories = []
-    for walk in walks:
+    for episode, walk in enumerate(walks):
         signal = np.stack([walk[:, i % n_state] * (1 + i // n_state) for i in range(n_buttons)], axis=1)
         acts = (signal[:-1] > thresholds).astype(np.float32)
-        frames = rng.integers(0, 60, size=(total, channels, height, width), dtype=np.uint8)
+        frames = frame_buffer[episode * total:(episode + 1) * total]
         column = np.clip(((np.tanh(walk[:, 0] / 3) + 1) / 2 * (width - 1)).astype(int), 0, width - 1)
         frames[np.arange(total), :, :, column] = 255
         trajectories.append(Trajectory(obs=DictObs({"frame": frames, "state": walk}), acts=acts, infos=None,

@@ -63,7 +63,7 @@ class SplitKind(str, Enum):
 
 
 class TrainingError(Exception):
-    """Training cannot start or continue; the message says why and what to change."""
+    """Training cannot start or continue; the message gives the reason and the fix."""
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -172,7 +172,7 @@ def apply_preset(config: TrainConfig) -> TrainConfig:
 
 @dataclass(frozen=True)
 class DataLayout:
-    """What the demonstrations record: names and shapes the policy file must repeat."""
+    """Button names, state feature names and frame shape of the demonstrations, which the policy file repeats."""
 
     button_names: tuple[str, ...]
     state_names: tuple[str, ...]
@@ -628,7 +628,7 @@ def run(config: TrainConfig) -> TrainResult:
         raise TrainingError("no demo store given; pass --demos DIR (a store written by scripts/collect_demos.py)")
     run_dir = Path(config.out)
     if (run_dir / "checkpoint" / "state.json").exists() and not config.resume:
-        raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        raise TrainingError(f"{run_dir} already contains a run; pass --resume to continue it or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     logger.info("config: %s", json.dumps(config.to_dict()))
     if int(os.environ.get("RANK", "0")) == 0:

@@ -62,6 +62,8 @@ def test_wrapper_and_dataset_agree_on_recorded_arena_episode(tmp_path):
     demo_set = load_demos(store_path)
     dataset = WindowedDataset.from_trajectories(demo_set.trajectories, spec)
     assert len(dataset) == result.steps
+    # The dataset indexes the loader's frame buffer instead of copying it.
+    assert np.shares_memory(dataset.frames.numpy(), demo_set.trajectories[0].obs.get("frame"))
 
     wrapped = ObservationHistoryWrapper(gym.make("fightenv/Arena-v0", **ARENA_KWARGS), spec.n_frames,
                                         spec.state_window)
