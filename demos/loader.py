@@ -460,9 +460,14 @@ def _copy_into(
 ) -> None:
     """Decompress one record and copy each of its arrays into rows ``start:start+count`` of its target."""
     try:
-        arrays = records.decode_arrays(record, targets.keys())
+        arrays = records.decode_arrays(record, targets.keys() | {"step"})
     except (ValueError, TypeError, zlib.error) as error:
         raise CorruptEpisodeError(path_text, f"episode file {path_text} has a chunk that cannot be decoded: {error}")
+    # The small per-step fields arrive as the fields of one structured array.
+    packed = arrays.pop("step", None)
+    if packed is not None and packed.dtype.names:
+        for name in packed.dtype.names:
+            arrays[name] = packed[name]
     for name, target in targets.items():
         if name not in arrays:
             raise CorruptEpisodeError(path_text, f"episode file {path_text} has a chunk without field {name!r}.")

@@ -51,7 +51,8 @@ class FieldLayout:
     """Location of one array's compressed bytes in a record's payload."""
 
     name: str
-    dtype: str
+    dtype: str | list
+    """``numpy.dtype.str``, or for a structured array its ``descr`` list."""
     shape: tuple[int, ...]
     offset: int
     compressed_bytes: int
@@ -92,7 +93,8 @@ def encode_record(kind: str, header: Mapping[str, Any], arrays: Mapping[str, np.
             compressed = zlib.compress(
                 array.data.cast("B") if array.nbytes else b"", COMPRESSION_LEVEL, wbits=DEFLATE_WBITS
             )
-            layout.append([name, array.dtype.str, list(array.shape), offset, len(compressed)])
+            dtype_spec = array.dtype.descr if array.dtype.names else array.dtype.str
+            layout.append([name, dtype_spec, list(array.shape), offset, len(compressed)])
             parts.append(compressed)
             offset += len(compressed)
         full_header["codec"] = CODEC
@@ -116,8 +118,20 @@ def decode_arrays(record: Record, names: Collection[str] | None = None) -> dict[
             continue
         compressed = record.payload[layout.offset : layout.offset + layout.compressed_bytes]
         raw = zlib.decompress(compressed, DEFLATE_WBITS)
-        arrays[layout.name] = np.frombuffer(raw, dtype=np.dtype(layout.dtype)).reshape(layout.shape)
+        arrays[layout.name] = np.frombuffer(raw, dtype=dtype_from_spec(layout.dtype)).reshape(layout.shape)
     return arrays
+
+
+def dtype_from_spec(spec: str | list) -> np.dtype:
+    """Rebuild a dtype from ``dtype.str`` or from a structured dtype's ``descr`` read back from JSON."""
+    if isinstance(spec, str):
+        return np.dtype(spec)
+    fields = []
+    for entry in spec:
+        if not isinstance(entry, list) or len(entry) not in (2, 3) or not isinstance(entry[1], str):
+            raise ValueError(f"invalid structured dtype entry {entry!r}")
+        fields.append((entry[0], entry[1]) if len(entry) == 2 else (entry[0], entry[1], tuple(entry[2])))
+    return np.dtype(fields)
 
 
 @dataclass

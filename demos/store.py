@@ -139,13 +139,20 @@ class _ChunkBuffer:
         )
 
     def arrays(self, count: int) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name)[:count] for name in STEP_FIELDS}
+        """Return the first ``count`` steps as frame, state, and one structured array of the small fields.
+
+        Packing the small fields into one array compresses them as one stream,
+        which makes loading several times cheaper than one stream per field.
+        """
+        steps = np.empty(count, dtype=np.dtype([(name, getattr(self, name).dtype, getattr(self, name).shape[1:])
+                                                for name in SMALL_STEP_FIELDS]))
+        for name in SMALL_STEP_FIELDS:
+            steps[name] = getattr(self, name)[:count]
+        return {"frame": self.frame[:count], "state": self.state[:count], "step": steps}
 
 
-STEP_FIELDS = (
-    "frame", "state", "action", "timestamp_s", "source",
-    "agent_action", "corrector_action", "intervened", "reward",
-)
+SMALL_STEP_FIELDS = ("action", "timestamp_s", "source", "agent_action", "corrector_action", "intervened", "reward")
+"""Per-step fields stored together in a chunk's structured ``step`` array."""
 
 
 @dataclass
