@@ -1,9 +1,10 @@
 """Loading a store into ``imitation.data.types.Trajectory`` objects with ``DictObs`` observations.
 
-Memory: each episode's frames are decompressed chunk by chunk straight into one
-preallocated ``(T+1, C, H, W)`` uint8 array, which the trajectory then uses
-without a copy, so a loaded store takes its raw frame bytes plus about 2% for
-states, float32 actions and the per-step fields, and one chunk at a time on top.
+Memory: the frames of all episodes are decompressed chunk by chunk into one
+preallocated ``(N, C, H, W)`` uint8 array, and each trajectory's frames are a
+view of it, so there is no second copy. With 84x84 grey frames, states, float32
+actions and the per-step fields add about 2% to the raw frame bytes. While
+loading, each thread also holds one episode file's compressed bytes.
 """
 
 from __future__ import annotations
