@@ -104,7 +104,8 @@ class TrainConfig:
     asymmetric_margin: float = _help("probability margin below which the asymmetric loss ignores negatives",
                                      default=0.05)
     logit_adjust_tau: float = _help("scale of the prior's logit in the logit-adjusted loss", default=1.0)
-    split: SplitKind = _help("episodes: whole episodes per split; frames: random steps (leaky baseline)",
+    split: SplitKind = _help("episodes: whole episodes per split; frames: random steps of the non-test episodes for "
+                             "train and validation (the leaky naive recipe)",
                              default=SplitKind.EPISODES)
     split_fractions: tuple[float, float, float] = _help("train, validation and test shares", default=(0.7, 0.15, 0.15))
     action_offset: int = _help("pair observation t with the action of step t + k (reaction delay, steps)", default=0)
@@ -193,7 +194,12 @@ class SplitData:
 
 
 def split_demo_set(config: TrainConfig, demo_set: Any) -> SplitData:
-    """Split a ``demos.DemoSet`` by episode (or by frame for the baseline) into windowed datasets."""
+    """Split a ``demos.DemoSet`` into windowed train, validation and test datasets.
+
+    Test is always the held-out episodes of ``demos.splits.split_episodes``.
+    Train and validation are the other episodes, or random steps of them when
+    ``config.split`` is "frames" (the leaky naive recipe).
+    """
     import demos.splits
 
     layout = DataLayout(
@@ -202,33 +208,40 @@ def split_demo_set(config: TrainConfig, demo_set: Any) -> SplitData:
     )
     spec = WindowSpec(config.n_frames, config.state_window)
     trajectories = demo_set.trajectories
+    try:
+        split = demos.splits.split_episodes(demo_set, config.split_fractions, seed=config.seed)
+    except ValueError as error:
+        raise TrainingError(f"cannot split the {len(trajectories)} episodes of {demo_set.path}: {error}") from error
+    if not split.train:
+        raise TrainingError(f"the training split of {len(trajectories)} episodes is empty; record more "
+                            "episodes or raise the first --split-fractions value")
+    if not split.val or not split.test:
+        raise TrainingError(f"the validation or test split is empty ({len(split.val)} and {len(split.test)} "
+                            "episodes); record more episodes")
+    test = WindowedDataset.from_trajectories([trajectories[i] for i in split.test], spec)
+
     if config.split is SplitKind.EPISODES:
-        try:
-            split = demos.splits.split_episodes(demo_set, config.split_fractions, seed=config.seed)
-        except ValueError as error:
-            raise TrainingError(f"cannot split the {len(trajectories)} episodes of {demo_set.path}: {error}") from error
-        if not split.train:
-            raise TrainingError(f"the training split of {len(trajectories)} episodes is empty; record more "
-                                "episodes or raise the first --split-fractions value")
-        if not split.val or not split.test:
-            raise TrainingError(f"the validation or test split is empty ({len(split.val)} and {len(split.test)} "
-                                "episodes); record more episodes")
-        datasets = [WindowedDataset.from_trajectories([trajectories[i] for i in part], spec)
-                    for part in (split.train, split.val, split.test)]
+        train, val = (WindowedDataset.from_trajectories([trajectories[i] for i in part], spec)
+                      for part in (split.train, split.val))
         description = {"kind": "episodes", **split.to_dict()}
     else:
-        frame_split = demos.splits.split_frames(demo_set, config.split_fractions, seed=config.seed)
-        whole = WindowedDataset.from_trajectories(trajectories, spec)
-        offsets = np.r_[0, np.cumsum(whole.episode_lengths)[:-1]]
-        datasets = []
-        for rows in (frame_split.train, frame_split.val, frame_split.test):
-            if len(rows) == 0:
-                raise TrainingError("a random-frame split is empty; record more steps")
-            datasets.append(whole.subset(offsets[rows[:, 0]] + rows[:, 1]))
-        description = {"kind": "frames", "train_steps": len(frame_split.train), "val_steps": len(frame_split.val),
-                       "test_steps": len(frame_split.test),
-                       "note": "random steps: neighbouring frames fall on both sides, so scores are inflated"}
-    return SplitData(layout, *datasets, description=description)
+        # The naive recipe draws train and validation steps at random from the non-test episodes.
+        # Test keeps the held-out episodes of the episode split, so both recipes are scored on the same steps.
+        rest = WindowedDataset.from_trajectories([trajectories[i] for i in sorted(split.train + split.val)], spec)
+        order = np.random.default_rng(config.seed).permutation(len(rest))
+        train_share = config.split_fractions[0] / (config.split_fractions[0] + config.split_fractions[1])
+        n_train = int(round(train_share * len(rest)))
+        if n_train == 0 or n_train == len(rest):
+            raise TrainingError(f"a random-frame split of {len(rest)} steps leaves train or validation empty; "
+                                "record more steps")
+        train, val = rest.subset(np.sort(order[:n_train])), rest.subset(np.sort(order[n_train:]))
+        description = {
+            "kind": "frames", "train_steps": len(train), "val_steps": len(val), "test": split.test,
+            "note": "train and validation are random steps of the same episodes, so neighbouring frames fall on "
+                    "both sides and validation scores are inflated; test is the held-out episodes of the "
+                    "episode split",
+        }
+    return SplitData(layout, train, val, test, description=description)
 
 
 @dataclass
@@ -582,7 +595,8 @@ def _finish(config: TrainConfig, data: SplitData, run_dir: Path, policy: ButtonP
                                                    f"best epoch {state.best_epoch})")
     print(table)
     if data.description["kind"] == "frames":
-        print("note: random-frame split: neighbouring frames fall on both sides, so these scores are inflated")
+        print("note: validation used random steps of the training episodes, so its scores (and the early "
+              "stopping) are inflated; these test episodes are held out")
     if writer is not None:
         _log_split_scalars(writer, "test", test_report, state.global_step)
 

@@ -177,8 +177,12 @@ def test_train_bc_script_on_arena_demos(tmp_path):
     baseline = tmp_path / "baseline"
     done = run_script(["--demos", str(demos), "--out", str(baseline), "--preset", "seed-baseline", *SMALL_ARGS])
     assert done.returncode == 0, done.stderr[-3000:]
-    metrics = json.loads((baseline / "metrics.json").read_text())
-    assert metrics["split"]["kind"] == "frames"
+    baseline_metrics = json.loads((baseline / "metrics.json").read_text())
+    assert baseline_metrics["split"]["kind"] == "frames"
+    # Both recipes are scored on the same held-out test episodes.
+    assert baseline_metrics["split"]["test"] == metrics["split"]["test"]
+    assert baseline_metrics["test"]["n_steps"] == metrics["test"]["n_steps"]
+    metrics = baseline_metrics
     assert all(button["threshold"] == 0.5 for button in metrics["test"]["per_button"].values())
 
     # A second run into the same directory without --resume must not overwrite it.
