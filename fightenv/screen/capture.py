@@ -102,10 +102,15 @@ class WindowCapture:
         display_name = check_display()
         self.spec = spec
         self.display = xdisplay.Display(display_name)
-        self.window = find_window(self.display, spec.title) if spec.title is not None else None
+        try:
+            self.window = find_window(self.display, spec.title) if spec.title is not None else None
+        except BaseException:
+            self.display.close()
+            raise
         self._mss = mss.MSS() if hasattr(mss, "MSS") else mss.mss()
         screen = self.display.screen()
         self.screen_size = (screen.width_in_pixels, screen.height_in_pixels)
+        self._warned_clipped = False
         self.box = self._locate()
         logger.info("capturing %s at %s", f"window {spec.title!r}" if self.window else "screen region", self.box)
 
@@ -127,13 +132,21 @@ class WindowCapture:
             left, top, width, height = -origin.x, -origin.y, geometry.width, geometry.height
         screen_w, screen_h = self.screen_size
         right, bottom = min(left + width, screen_w), min(top + height, screen_h)
-        left, top = max(left, 0), max(top, 0)
-        if right <= left or bottom <= top:
+        clipped_left, clipped_top = max(left, 0), max(top, 0)
+        if right <= clipped_left or bottom <= clipped_top:
             raise CaptureError(
                 f"the capture area {(left, top, width, height)} lies outside the {screen_w}x{screen_h} screen; "
                 "move the game window onto the screen"
             )
-        return left, top, right - left, bottom - top
+        box = (clipped_left, clipped_top, right - clipped_left, bottom - clipped_top)
+        if box != (left, top, width, height) and not self._warned_clipped:
+            # Probe regions are fractions of the captured area, so a clipped capture shifts them.
+            logger.warning(
+                "the window %s reaches off the %dx%d screen; capturing only %s, and probes may misread until "
+                "the whole window is on screen", (left, top, width, height), screen_w, screen_h, box,
+            )
+            self._warned_clipped = True
+        return box
 
     def grab(self) -> Grab:
         """Capture the client area where the window is now."""

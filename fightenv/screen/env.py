@@ -148,22 +148,27 @@ class ScreenEnv(gym.Env):
             check_keys(profile.keys)
         if listen_hotkeys and profile.hotkeys:
             check_keys(profile.hotkeys.values())
-        self.capture = WindowCapture(profile.window)
-        self.reader = StateReader(profile)
-        self.monitor = CaptureMonitor()
-        self.timer = LoopTimer(profile.decision_hz)
-        watchdog_s = watchdog_s if watchdog_s is not None else max(0.5, 8 * self.period_s)
-        self.sender = KeySender(profile.keys, watchdog_s=watchdog_s) if send_keys else None
-
+        self.capture: WindowCapture | None = None
+        self.sender: KeySender | None = None
+        self.listener: HotkeyListener | None = None
         self._hotkey_lock = threading.Lock()
         self.paused = False
         self.stop_requested = False
         self._end_requested = False
         self._start_requested = False
-        self.listener: HotkeyListener | None = None
-        if listen_hotkeys and profile.hotkeys:
-            self.listener = HotkeyListener(profile.hotkeys, self._on_hotkey)
-            self.listener.start()
+        try:
+            self.capture = WindowCapture(profile.window)
+            watchdog_s = watchdog_s if watchdog_s is not None else max(0.5, 8 * self.period_s)
+            self.sender = KeySender(profile.keys, watchdog_s=watchdog_s) if send_keys else None
+            if listen_hotkeys and profile.hotkeys:
+                self.listener = HotkeyListener(profile.hotkeys, self._on_hotkey)
+                self.listener.start()
+        except BaseException:
+            self.close()
+            raise
+        self.reader = StateReader(profile)
+        self.monitor = CaptureMonitor()
+        self.timer = LoopTimer(profile.decision_hz)
 
         self._last_grab: Grab | None = None
         self._last_reading: Reading | None = None
