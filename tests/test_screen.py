@@ -101,6 +101,7 @@ def test_session_plays_arena_window(display, arena_window):
 
     # The game responded: the fighter walked in, and a health bar dropped.
     first, seen = pilot.features[0], pilot.features
+    assert first["time_left"] >= 0.97  # reset returned at a round's start
     assert first["own_health"] == 1.0
     assert first["opponent_health"] == 1.0
     assert min(f["distance"] for f in seen) < first["distance"] - 0.1
@@ -311,3 +312,24 @@ def test_bench_writes_results(tmp_path):
     assert set(results["timing"]["phases"]) == {"policy", "send_keys", "capture", "preprocess", "probes"}
     assert "capture + preprocess + probes per step" in text
     assert path.read_text().startswith("{")
+
+
+@pytest.mark.screen
+def test_unmapped_key_rejected():
+    from Xlib import XK, X
+    from Xlib import display as xdisplay
+
+    from fightenv.screen.checks import check_keys
+
+    # A private server whose keyboard mapping lacks "o", as a layout without the key would.
+    with private_display() as name:
+        connection = xdisplay.Display(name)
+        keycode = connection.keysym_to_keycode(XK.string_to_keysym("o"))
+        width = len(connection.get_keyboard_mapping(keycode, 1)[0])
+        connection.change_keyboard_mapping(keycode, [[X.NoSymbol] * width])
+        connection.sync()
+        connection.close()
+
+        check_keys(["d", "space", "f8"])
+        with pytest.raises(CapabilityError, match=r"key\(s\) \['o \(keysym o\)'\] have no keycode .* map them to other keys"):
+            check_keys(["d", "o"])
