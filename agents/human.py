@@ -410,7 +410,7 @@ def record_human_session(env: gym.Env, store, config, keyboard_state: KeyboardSt
                 if keys.take_event("stop"):
                     break
     finally:
-        store.close()
+        store.close(result.stopped)
         if keyboard_state is None:
             keys.close()
     result.wall_time_s = time.monotonic() - start_s

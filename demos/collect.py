@@ -277,7 +277,7 @@ def _record_expert(env, store: EpisodeStore, config: CollectConfig, episode_numb
                 if progress is not None:
                     progress(episode.steps)
     finally:
-        store.close()
+        store.close(result.stopped)
         if bar is not None:
             bar.close()
     result.wall_time_s = time.perf_counter() - start_s
@@ -333,33 +333,38 @@ def _record_expert_workers(store: EpisodeStore, config: CollectConfig) -> Collec
         process.start()
     pending = set(range(config.workers))
     failures = []
-    with tqdm(total=config.episodes, desc=f"recording (expert, {config.workers} workers)", unit="episode") as bar:
-        while pending:
-            try:
-                kind, worker, payload = messages.get(timeout=1.0)
-            except queue.Empty:
-                # A worker killed or crashed without reporting never sends "done".
-                for worker in sorted(pending):
-                    code = processes[worker].exitcode
-                    if code is not None and code != 0:
-                        pending.discard(worker)
-                        failures.append(f"worker {worker} exited with code {code}")
-                        logger.error("worker %d exited with code %d; its finished episodes are kept", worker, code)
-                continue
-            if kind == "episode":
-                result.episodes += 1
-                result.steps += payload
-                bar.update(1)
-                bar.set_postfix(steps_per_s=f"{result.steps / (time.perf_counter() - start_s):.0f}")
-            elif kind == "done":
-                pending.discard(worker)
-                result.worker_steps_per_s.append(payload["steps_per_s"])
-                if payload["stopped"]:
-                    failures.append(f"worker {worker}: {payload['stopped']}")
-            else:
-                pending.discard(worker)
-                failures.append(f"worker {worker}: {payload}")
-                logger.error("worker %d failed: %s", worker, payload)
+    try:
+        with tqdm(total=config.episodes, desc=f"recording (expert, {config.workers} workers)", unit="episode") as bar:
+            while pending:
+                try:
+                    kind, worker, payload = messages.get(timeout=1.0)
+                except queue.Empty:
+                    # A worker killed or crashed without reporting never sends "done".
+                    for worker in sorted(pending):
+                        code = processes[worker].exitcode
+                        if code is not None and code != 0:
+                            pending.discard(worker)
+                            failures.append(f"worker {worker} exited with code {code}")
+                            logger.error("worker %d exited with code %d; its finished episodes are kept", worker, code)
+                    continue
+                if kind == "episode":
+                    result.episodes += 1
+                    result.steps += payload
+                    bar.update(1)
+                    bar.set_postfix(steps_per_s=f"{result.steps / (time.perf_counter() - start_s):.0f}")
+                elif kind == "done":
+                    pending.discard(worker)
+                    result.worker_steps_per_s.append(payload["steps_per_s"])
+                    if payload["stopped"]:
+                        failures.append(f"worker {worker}: {payload['stopped']}")
+                else:
+                    pending.discard(worker)
+                    failures.append(f"worker {worker}: {payload}")
+                    logger.error("worker %d failed: %s", worker, payload)
+    except KeyboardInterrupt:
+        # Ctrl+C reaches the workers too; each keeps its open episode as partial and exits.
+        failures.append("interrupted (Ctrl+C)")
+        logger.warning("recording interrupted; waiting for the workers to close their episodes")
     for process in processes:
         process.join(timeout=10)
     result.wall_time_s = time.perf_counter() - start_s

@@ -506,10 +506,10 @@ class EpisodeStore:
         except OSError as error:
             logger.error("writing telemetry to %s failed: %s", telemetry_path, describe_os_error(error))
 
-    def close(self) -> None:
-        """Keep an episode still open as partial and release the store."""
+    def close(self, reason: str | None = None) -> None:
+        """Keep an episode still open as partial, noting ``reason``, and release the store."""
         if self._episode is not None:
-            self.abort_episode("the store was closed during the episode")
+            self.abort_episode(reason or "the store was closed during the episode")
 
     def __enter__(self) -> EpisodeStore:
         return self

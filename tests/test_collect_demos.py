@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +169,31 @@ def test_profile_of_other_game_rejected(recorded_store, script, caplog):
 def test_profile_needs_human_pilot():
     with pytest.raises(ValueError, match="--profile x.toml needs --pilot human"):
         CollectConfig(pilot="expert", profile="x.toml").validate()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_keeps_partial_episode(tmp_path, workers):
+    store = tmp_path / "demos"
+    command = [
+        sys.executable, str(REPO / "scripts" / "collect_demos.py"), "--episodes", "100000", "--workers", str(workers),
+        "--chunk-s", "0.05", "--out", str(store),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((store / "index").glob("*.jsonl"))) < workers:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    # Ctrl+C in a terminal signals the whole process group: the script and its workers.
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 1, stderr
+    assert "interrupted" in stderr
+    demo_set = load_demos(store)
+    partial = [e for e in demo_set.episodes if e.partial]
+    assert len(demo_set.episodes) > len(partial) >= 1
+    assert all(e.partial_reason == "interrupted (Ctrl+C)" for e in partial)
