@@ -5,8 +5,7 @@ episodes. ``serialize.save`` rejects ``DictObs`` observations, so the imitation
 side stores what a user of imitation would keep: each trajectory with the frame
 array alone as its observation, ``(T+1, C, H, W)`` uint8, and the float32
 actions. Its state vectors are left out, which makes its files smaller and its
-loading faster than a full copy would be; the comparison therefore favours
-imitation. Its loading time covers ``serialize.load`` and turning every
+loading faster than a full copy would be, so the comparison favours imitation. Its loading time covers ``serialize.load`` and turning every
 trajectory's observations and actions into numpy arrays, which training needs.
 
 Each loader runs in a fresh Python process with its imports done. Peak memory

@@ -182,7 +182,7 @@ def load_demos(
             plans.append(plan)
 
     # One buffer for all frames: a single large allocation is faster to fill than one per episode
-    # (numpy asks for transparent huge pages above 4 MiB), and it is the only copy of the frames.
+    # (numpy requests transparent huge pages above 4 MiB), and it is the only copy of the frames.
     total_obs = sum(plan.n_obs for plan in plans)
     frame_buffer = np.empty((total_obs, *layout.frame_shape), dtype=np.uint8)
     state_buffer = np.empty((total_obs, len(layout.state_names)), dtype=np.float32)
@@ -399,8 +399,8 @@ def _load_episode(
         _copy_into(end, {"frame": frames, "state": states}, stored_steps, 1, path_text)
 
     step_fields = StepFields(source_names=source_names, **fields)
-    # NOTE: the game declares an outcome when the round ends by KO or by time-out, so a
-    # time-out (a truncation) is marked terminal too; a step limit or a stop leaves it False.
+    # NOTE: the Arena declares an outcome when the round ends by KO or by time-out, so a
+    # time-out (a truncation) is marked terminal too. A step limit or a stop leaves it False.
     terminal = info.has_final_obs and info.outcome is not None
     return info, step_fields, terminal
 

@@ -1,6 +1,6 @@
 """The store's manifest: what every episode in the store has in common, and one entry per recording session.
 
-``manifest.json`` holds the game, the button and state feature names, the frame
+``manifest.json`` stores the game, the button and state feature names, the frame
 shape and dtype, the decision rate, the format version, and per session the full
 configuration and package versions. It is rewritten atomically (write, fsync,
 rename) under an exclusive ``flock`` on the store's lock file, so several worker
@@ -32,14 +32,14 @@ EPISODES_DIR = "episodes"
 INDEX_DIR = "index"
 
 SOURCE_NAMES: tuple[str, ...] = ("expert", "human", "policy", "corrector")
-"""Who chose a step's executed action; a step stores the index into this tuple."""
+"""Sources of a step's executed action; a step stores an index into this tuple."""
 
 _VERSIONED_PACKAGES = ("fightenv", "numpy", "gymnasium", "imitation", "stable-baselines3", "torch", "pynput")
 
 
 @dataclass(frozen=True)
 class StoreLayout:
-    """What every episode of one store shares: the game and the shapes and names of its arrays."""
+    """Layout that every episode of one store shares: the game and the shapes and names of its arrays."""
 
     game: str
     button_names: tuple[str, ...]
@@ -94,7 +94,7 @@ class StoreLayout:
         """Raise ``StoreMismatchError`` naming both values when a given one differs from the store's."""
         if game is not None and game != self.game:
             raise StoreMismatchError(
-                f"store {path} holds episodes of game {self.game!r}, but the request is for game {game!r}. "
+                f"store {path} contains episodes of game {self.game!r}, but the request is for game {game!r}. "
                 f"Record into another directory (--out) or load a store of {game!r}."
             )
         if button_names is not None and tuple(button_names) != self.button_names:

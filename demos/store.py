@@ -236,7 +236,7 @@ class EpisodeStore:
 
         ``"create"`` needs ``game``, ``button_names``, ``state_names``,
         ``frame_shape`` and ``decision_hz`` and rejects a directory that already
-        holds files. ``"append"`` rejects a store whose game, buttons, state
+        contains files. ``"append"`` rejects a store whose game, buttons, state
         features or frame shape differ from the given ones, with an error naming
         both lists. Both write modes start a new session entry in the manifest
         (with ``session_config`` and package versions) unless ``session`` names
@@ -632,7 +632,7 @@ class EpisodeStore:
             )
         if state.shape != (len(self.layout.state_names),):
             raise ValueError(
-                f"observation state has shape {state.shape}, but store {self.path} holds state vectors of "
+                f"observation state has shape {state.shape}, but store {self.path} stores state vectors of "
                 f"shape ({len(self.layout.state_names)},) with features {list(self.layout.state_names)}"
             )
 
@@ -699,7 +699,7 @@ def list_episode_files(path: str | os.PathLike) -> list[Path]:
 
 @dataclass(frozen=True)
 class IndexEntry:
-    """What a writer noted when it finished an episode."""
+    """Index entry that a writer appended when it finished an episode."""
 
     bytes: int
     steps: int
