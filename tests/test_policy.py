@@ -92,7 +92,7 @@ def test_predict_uses_per_button_thresholds():
     np.testing.assert_array_equal(actions, (probabilities >= thresholds.astype(np.float32)).astype(np.uint8))
 
 
-def test_bc_trains_button_policy_with_stock_and_weighted_loss():
+def test_bc_trains_policy_with_both_losses():
     trajectories = synthetic_trajectories(3, 40, frame_shape=(1, 36, 36), n_state=4, seed=0)
     dataset = WindowedDataset.from_trajectories(trajectories, WindowSpec(2, 3))
     observation_space, action_space = windowed_spaces((1, 36, 36), 4, 8, 2, 3)
@@ -129,12 +129,12 @@ def test_policy_files_round_trip(tmp_path):
 def test_load_policy_never_unpickles(tmp_path, monkeypatch):
     save_policy(tmp_path, arena_policy(), arena_config())
 
-    def refuse(*args, **kwargs):
+    def reject(*args, **kwargs):
         raise AssertionError("load_policy tried to unpickle")
 
-    monkeypatch.setattr(pickle, "load", refuse)
-    monkeypatch.setattr(pickle, "loads", refuse)
-    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", reject)
+    monkeypatch.setattr(pickle, "loads", reject)
+    monkeypatch.setattr(torch, "load", reject)
     assert load_policy(tmp_path).config.button_names == list(BUTTONS)
 
 
