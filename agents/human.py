@@ -290,7 +290,8 @@ class HumanPilot:
         self.pacer = RealTimePacer(decision_hz)
         self.pace = pace
         """False when the env keeps the schedule itself (the screen env sleeps to each step's slot)."""
-        self._status = status
+        self.status = status
+        """Called after each decision, e.g. a ``StatusLine``; None for no live output."""
 
     def reset(self, env: gym.Env, seed: int | None) -> None:
         self.pacer.reset()
@@ -301,10 +302,8 @@ class HumanPilot:
             self._pause()
         if self.pace:
             self.pacer.wait()
-        else:
-            self.pacer.steps += 1
-        if self._status is not None:
-            self._status(self.pacer)
+        if self.status is not None:
+            self.status()
         return Decision(action=self.keyboard.sample(), source=self.name)
 
     def _pause(self) -> None:
@@ -322,21 +321,23 @@ class HumanPilot:
 class StatusLine:
     """The live line on stderr: rate, dropped steps and episode count, redrawn twice a second."""
 
-    def __init__(self, total_episodes: int, stream=None) -> None:
+    def __init__(self, total_episodes: int, telemetry, stream=None) -> None:
         self.total_episodes = total_episodes
+        self.telemetry = telemetry
+        """Callable returning the running episode's telemetry: steps, achieved_hz, nominal_hz, dropped_steps."""
         self.episodes_done = 0
         self.stream = stream or sys.stderr
         self._last_s = 0.0
 
-    def __call__(self, pacer: RealTimePacer) -> None:
+    def __call__(self) -> None:
         now = time.monotonic()
         if now - self._last_s < STATUS_INTERVAL_S:
             return
         self._last_s = now
-        stats = pacer.stats()
+        stats = self.telemetry()
         self.stream.write(
-            f"\rrecording episode {self.episodes_done + 1}/{self.total_episodes} | step {stats.steps} | "
-            f"{stats.achieved_hz:5.1f}/{stats.nominal_hz:g} steps/s | dropped {stats.dropped_steps}   "
+            f"\rrecording episode {self.episodes_done + 1}/{self.total_episodes} | step {stats['steps']} | "
+            f"{stats['achieved_hz']:5.1f}/{stats['nominal_hz']:g} steps/s | dropped {stats['dropped_steps']}   "
         )
         self.stream.flush()
 
@@ -362,8 +363,9 @@ def record_human_session(env: gym.Env, store, config, keyboard_state: KeyboardSt
     keys = keyboard_state or KeyboardState(base.button_names, button_keys)
     if keyboard_state is None:
         keys.start()
-    status = StatusLine(config.episodes)
-    pilot = HumanPilot(keys, float(base.decision_hz), status=status, pace=screen_profile is None)
+    pilot = HumanPilot(keys, float(base.decision_hz), pace=screen_profile is None)
+    status = StatusLine(config.episodes, telemetry=lambda: _episode_telemetry(base, pilot))
+    pilot.status = status
     result = CollectResult()
     start_s = time.monotonic()
     number = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -170,3 +171,51 @@ def test_hotkeys_pause_end_discard_stop(xvfb_display, tmp_path):
     assert telemetry[1]["episode_id"] == "s0000-w000-e000001"
     assert telemetry[0]["steps"] == episode.length
     assert "session stopped by the esc hotkey after 1 episodes" in log
+
+
+def test_profile_session_records_game_window(xvfb_display, tmp_path):
+    """Record the Arena window program through its profile: the screen env captures, the person's keys are read."""
+    from fightenv.screen.profile import ARENA_PROFILE
+    from fightenv.screen.xvfb import launch_arena_window
+
+    store = tmp_path / "store"
+    stderr_path = tmp_path / "stderr.txt"
+    window = launch_arena_window(xvfb_display, "--seed", "1", "--round-time", "6", "--restart-delay", "0.3")
+    command = [
+        sys.executable, str(REPO / "scripts" / "collect_demos.py"), "--pilot", "human", "--profile", str(ARENA_PROFILE),
+        "--episodes", "1", "--countdown-s", "0", "--max-steps", "30", "--out", str(store),
+    ]
+    environment = {**os.environ, "DISPLAY": xvfb_display, "PYTHONPATH": str(REPO)}
+    try:
+        with open(stderr_path, "w") as stderr:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=environment, cwd=tmp_path)
+            try:
+                wait_for_text(stderr_path, "to start episode 1/1", 60, process)
+                xdotool(xvfb_display, "key", "F1")
+                wait_for_text(stderr_path, "recording episode 1/1", 30, process)
+                # The Arena profile maps forward to "d"; the game window reads the same key from the X server.
+                xdotool(xvfb_display, "keydown", "d")
+                time.sleep(0.6)
+                xdotool(xvfb_display, "keyup", "d")
+                process.wait(timeout=60)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    finally:
+        window.send_signal(signal.SIGTERM)
+        window.communicate(timeout=10)
+
+    log = stderr_path.read_text()
+    assert process.returncode == 0, log
+    demo_set = load_demos(store)
+    episode = demo_set.episodes[0]
+    assert demo_set.game == "arena"
+    assert episode.profile_name == "arena"
+    assert len(episode.profile_hash) == 16
+    assert episode.length == 30
+    assert demo_set.actions(0)[:, demo_set.button_names.index("forward")].sum() >= 3
+    assert demo_set.trajectories[0].obs.get("frame").std() > 1
+    telemetry = json.loads((store / "telemetry" / "s0000-w000.jsonl").read_text().splitlines()[0])
+    assert telemetry["steps"] == 30
+    assert "capture" in telemetry["phases"]
