@@ -172,7 +172,7 @@ def load_demos(
     plans: list[_EpisodePlan] = []
     for file_path in files:
         try:
-            plan = _plan_episode(file_path)
+            plan = _plan_episode(file_path, index.get(file_path.stem))
         except CorruptEpisodeError as error:
             if not skip_bad:
                 raise
@@ -292,9 +292,13 @@ class _EpisodeRecords:
     path_text: str
 
 
-def _read_episode(file_path: Path, indexed: IndexEntry | None) -> _EpisodeRecords | None:
+def _read_episode(
+    file_path: Path, indexed: IndexEntry | None, size_bytes: int | None = None
+) -> _EpisodeRecords | None:
     """Read and check one episode file; return None for a file with no begin record that was never finished.
 
+    ``size_bytes`` limits the read to the records counted earlier, so an
+    episode that another process is still writing loads as it was then.
     Raises ``CorruptEpisodeError`` when a finished episode (one listed in the
     index) is shorter than written or lacks its end record, or when any record
     fails its checksum.
@@ -302,7 +306,7 @@ def _read_episode(file_path: Path, indexed: IndexEntry | None) -> _EpisodeRecord
     path_text = str(file_path)
     try:
         with open(file_path, "rb") as file:
-            data = file.read()
+            data = file.read() if size_bytes is None else file.read(size_bytes)
     except OSError as error:
         raise CorruptEpisodeError(path_text, f"cannot read episode file {path_text}: {error}") from error
     if indexed is not None and len(data) < indexed.bytes:
@@ -343,20 +347,38 @@ class _EpisodePlan:
     stored_steps: int
     has_final_obs: bool
     partial: bool
+    size_bytes: int
+    """Bytes up to the end of the last complete record when the headers were read."""
 
     @property
     def n_obs(self) -> int:
         return self.stored_steps + 1 if self.has_final_obs else self.stored_steps
 
 
-def _plan_episode(file_path: Path) -> _EpisodePlan | None:
-    headers = [header for header, _, _ in records.iter_headers(str(file_path))]
-    if not headers or headers[0].get("kind") != records.KIND_BEGIN:
-        return _EpisodePlan(file_path, 0, False, True)
+def _plan_episode(file_path: Path, indexed: IndexEntry | None) -> _EpisodePlan | None:
+    """Count an episode's steps from its record headers; None for an unfinished file without steps."""
+    try:
+        headers = list(records.iter_headers(str(file_path)))
+    except OSError as error:
+        raise CorruptEpisodeError(str(file_path), f"cannot read episode file {file_path}: {error}") from error
+    size_bytes = headers[-1][2] if headers else 0
+    if indexed is not None and size_bytes < indexed.bytes:
+        raise CorruptEpisodeError(
+            str(file_path),
+            f"episode file {file_path} is truncated: its complete records end at byte {size_bytes}, "
+            f"but {indexed.bytes} bytes were written. Load the store with skip_bad=True to skip this episode, "
+            f"or delete the file.",
+        )
+    if not headers or headers[0][0].get("kind") != records.KIND_BEGIN:
+        if indexed is not None:
+            raise CorruptEpisodeError(str(file_path), f"episode file {file_path} has no begin record; it is damaged.")
+        logger.warning("skipping %s: recording stopped before its first record", file_path)
+        return None
+    headers = [header for header, _, _ in headers]
     end = headers[-1] if headers[-1].get("kind") == records.KIND_END else None
     steps = sum(h["steps"] for h in headers if h.get("kind") == records.KIND_STEPS)
     info = _episode_info(file_path, headers[0], end, steps)
-    plan = _EpisodePlan(file_path, steps, info.has_final_obs, info.partial)
+    plan = _EpisodePlan(file_path, steps, info.has_final_obs, info.partial, size_bytes)
     if plan.n_obs < 1:
         logger.warning("skipping %s: it contains no steps", file_path)
         return None
@@ -372,7 +394,7 @@ def _load_episode(
     source_names: tuple[str, ...],
 ) -> tuple[EpisodeInfo, StepFields, bool]:
     """Check one episode file and decompress it into ``frames`` and ``states`` (rows planned in pass 1)."""
-    read = _read_episode(plan.path, indexed)
+    read = _read_episode(plan.path, indexed, plan.size_bytes)
     if read is None or (read.info.length, read.info.has_final_obs) != (plan.stored_steps, plan.has_final_obs):
         raise CorruptEpisodeError(
             str(plan.path),

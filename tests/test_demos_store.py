@@ -525,3 +525,33 @@ def test_package_exports_contract_names():
     for name in ("EpisodeStore", "load_demos", "split_episodes", "split_frames", "DemoSet", "EpisodeSplit"):
         assert hasattr(demos, name), name
     assert callable(demos.report.report_store)
+
+
+def test_empty_unfinished_file_skipped(store_with_episodes, caplog):
+    path, _ = store_with_episodes
+    (path / "episodes" / "s0005-w000-e000000.ep").write_bytes(b"")
+    with caplog.at_level(logging.WARNING):
+        demo_set = load_demos(path)
+    assert len(demo_set.episodes) == 3
+    assert "stopped before its first record" in caplog.text
+
+
+def test_episode_growing_during_load(tmp_path):
+    rng = np.random.default_rng(8)
+    store = open_store(tmp_path / "store", chunk_s=0.01)
+    record_episode(store, rng, 10)
+    frames, states, actions = make_episode(rng, 40)
+    store.begin_episode(1, {"frame": frames[0], "state": states[0]})
+    for t in range(20):
+        store.add_step({"frame": frames[t], "state": states[t]}, Decision(actions[t], "expert"), float(t), 0.0)
+    # The writer still holds the episode open; the loader takes the chunks written so far.
+    first = load_demos(tmp_path / "store")
+    for t in range(20, 40):
+        store.add_step({"frame": frames[t], "state": states[t]}, Decision(actions[t], "expert"), float(t), 0.0)
+    second = load_demos(tmp_path / "store")
+    store.close()
+
+    assert first.episodes[1].partial
+    assert first.episodes[1].length == 20
+    assert second.episodes[1].length == 40
+    np.testing.assert_array_equal(second.trajectories[1].obs.get("frame"), frames[:40])
