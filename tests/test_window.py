@@ -77,6 +77,22 @@ def read_window(reader, capture) -> dict[str, float]:
     return reader.read(capture.grab().pixels).values
 
 
+def player_head_x(capture) -> float:
+    """Return the column of the player's head (RGB 120, 160, 250) in the window, in pixels."""
+    import cv2
+
+    # Right after start-up the window may not show its first frame yet.
+    deadline = time.monotonic() + 3.0
+    while True:
+        pixels = np.ascontiguousarray(capture.grab().pixels[:, :, :3])
+        mask = cv2.inRange(pixels, (250, 160, 120), (250, 160, 120))
+        moments = cv2.moments(mask, binaryImage=True)
+        if moments["m00"] > 0:
+            return moments["m10"] / moments["m00"]
+        assert time.monotonic() < deadline, "the player's head is not visible"
+        time.sleep(0.02)
+
+
 @pytest.mark.screen
 def test_held_key_moves_fighter_and_rounds_restart(display):
     from fightenv.screen.capture import WindowCapture
@@ -92,13 +108,12 @@ def test_held_key_moves_fighter_and_rounds_restart(display):
         deadline = time.monotonic() + 10
         while read_window(reader, capture)["time_left"] < 0.9 and time.monotonic() < deadline:
             time.sleep(0.02)
-        start = read_window(reader, capture)
+        start_x = player_head_x(capture)
         subprocess.run(["xdotool", "keydown", "d"], env=env, check=True)
         time.sleep(0.5)
         subprocess.run(["xdotool", "keyup", "d"], env=env, check=True)
-        moved = read_window(reader, capture)
-        # At 2.6 m/s for 0.5 s the player closes about 1.3 m of the 3.2 m gap (0.16 of the 8 m ring).
-        assert moved["distance"] < start["distance"] - 0.08
+        # At 2.6 m/s for 0.5 s the player walks about 1.3 m towards the opponent, on the right.
+        assert player_head_x(capture) > start_x + 40
 
         # The 2 s round runs out, its end stays up, then a new round starts with a full timer.
         times = []
@@ -184,3 +199,37 @@ def test_frozen_capture_is_reported(display, tmp_path):
     finally:
         env.close()
         window.close()
+
+
+@pytest.mark.screen
+def test_focus_only_ignores_unfocused_keys(display):
+    from fightenv.screen.capture import WindowCapture
+    from fightenv.screen.probes import StateReader
+
+    profile = load_profile(ARENA_PROFILE)
+    window = launch_arena_window(display, "--seed", "2", "--round-time", "30", "--focus-only")
+    capture = WindowCapture(profile.window)
+    reader = StateReader(profile)
+    env = {**os.environ, "DISPLAY": display}
+    try:
+        # Without a window manager nothing has the focus yet: the held key is ignored.
+        start_x = player_head_x(capture)
+        subprocess.run(["xdotool", "keydown", "d"], env=env, check=True)
+        time.sleep(0.4)
+        subprocess.run(["xdotool", "keyup", "d"], env=env, check=True)
+        unfocused_x = player_head_x(capture)
+        assert abs(unfocused_x - start_x) < 10
+
+        # With the focus on the game window the same key walks the fighter in.
+        window_id = subprocess.run(
+            ["xdotool", "search", "--name", "fightenv Arena"], env=env, capture_output=True, text=True, check=True,
+        ).stdout.split()[0]
+        subprocess.run(["xdotool", "windowfocus", "--sync", window_id], env=env, check=True)
+        subprocess.run(["xdotool", "keydown", "d"], env=env, check=True)
+        time.sleep(0.4)
+        subprocess.run(["xdotool", "keyup", "d"], env=env, check=True)
+        assert player_head_x(capture) > unfocused_x + 30
+    finally:
+        capture.close()
+        window.terminate()
+        window.wait(timeout=10)

@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[bool, WindowConfig]:
                         help="game profile whose [buttons] keys drive the player (default: fightenv/profiles/arena.toml)")
     parser.add_argument("--position", default="0,0", help="top-left corner of the window as X,Y pixels")
     parser.add_argument("--rounds", type=int, default=None, help="quit after this many rounds (default: play on)")
+    parser.add_argument("--focus-only", action="store_true",
+                        help="take keys only while the game window has the input focus (default: whatever has it)")
     args = parser.parse_args(argv)
 
     try:
@@ -47,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[bool, WindowConfig]:
     config = dataclasses.replace(
         defaults, difficulty=args.difficulty, seed=args.seed, width=width, height=height, fps=args.fps,
         round_time_s=args.round_time, restart_delay_s=args.restart_delay, profile=args.profile,
-        position=(x, y), max_rounds=args.rounds,
+        position=(x, y), max_rounds=args.rounds, focus_only=args.focus_only,
     )
     try:
         config.validate()

@@ -10,9 +10,10 @@ After a KO or when the round time runs out, the final picture stays up for
 ``restart_delay_s`` with a "K.O." or "TIME" banner, and a new round starts. This
 is what a screen env's episode start and end probes see in a real game.
 
-NOTE: keys are read from the whole X server, whichever window has the focus,
-because that also works under Xvfb without a window manager. A key held for
-another program also moves the fighter.
+By default keys are read whichever window has the focus, because that also
+works under Xvfb without a window manager, so a key held for another program
+also moves the fighter. With ``focus_only`` (``--focus-only``) the fighter
+takes keys only while the game window has the input focus.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class WindowConfig:
     """Requested top-left corner of the window on the screen, in pixels (a window manager may move it)."""
     max_rounds: int | None = None
     """Quit after this many rounds; None plays until the window is closed or the process is stopped."""
+    focus_only: bool = False
+    """Read keys only while the game window has the input focus."""
 
     def validate(self) -> None:
         if self.difficulty not in DIFFICULTIES:
@@ -138,6 +141,10 @@ class XImageWindow:
             elif event.type == X.DestroyNotify:
                 self.closed = True
 
+    def has_focus(self) -> bool:
+        """Return True when this window has the keyboard input focus."""
+        return self.display.get_input_focus().focus == self.window
+
     def close(self) -> None:
         try:
             self.window.destroy()
@@ -211,7 +218,10 @@ def run_window(config: WindowConfig, stop: threading.Event | None = None) -> dic
             # Play the round in real time: one game tick per 1/60 s, keys read each tick.
             while not game.done and not stop.is_set() and not window.closed:
                 window.poll()
-                game.tick(_button_mask(keyboard.held()), cpu.buttons(game))
+                buttons = 0
+                if not config.focus_only or window.has_focus():
+                    buttons = _button_mask(keyboard.held())
+                game.tick(buttons, cpu.buttons(game))
                 total_ticks += 1
                 if game.tick_count % ticks_per_frame == 0 or game.done:
                     window.show(renderer.render(game))
