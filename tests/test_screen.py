@@ -333,3 +333,31 @@ def test_unmapped_key_rejected():
         check_keys(["d", "space", "f8"])
         with pytest.raises(CapabilityError, match=r"key\(s\) \['o \(keysym o\)'\] have no keycode .* map them to other keys"):
             check_keys(["d", "o"])
+
+
+def test_preprocess_crop_grey_and_colour():
+    from fightenv.screen.env import preprocess
+    from fightenv.screen.profile import FrameSpec
+
+    pixels = np.zeros((480, 640, 4), dtype=np.uint8)
+    pixels[:, 320:] = (0, 0, 255, 255)  # BGRA: the right half is red
+
+    grey = preprocess(pixels, FrameSpec(size=(84, 84)))
+    assert grey.shape == (1, 84, 84)
+    assert grey.dtype == np.uint8
+    assert grey[0, 0, 0] == 0
+    assert grey[0, 0, -1] == 76  # the BT.601 luma of pure red
+
+    colour = preprocess(pixels, FrameSpec(crop=(320, 0, 320, 240), size=(60, 80), color=True))
+    assert colour.shape == (3, 60, 80)
+    assert np.all(colour[0] == 255)
+    assert np.all(colour[1:] == 0)
+
+
+def test_preprocess_rejects_crop_outside_capture():
+    from fightenv.screen.env import preprocess
+    from fightenv.screen.profile import FrameSpec
+
+    pixels = np.zeros((480, 640, 4), dtype=np.uint8)
+    with pytest.raises(CaptureError, match=r"\[frame\] crop \[600, 0, 100, 100\] reaches outside the 640x480 capture"):
+        preprocess(pixels, FrameSpec(crop=(600, 0, 100, 100)))
