@@ -168,17 +168,17 @@ class KeySender:
 
     def send(self, action: np.ndarray | Sequence[int]) -> None:
         """Press the keys of buttons that became 1 and release those that became 0."""
-        wanted = np.asarray(action).reshape(-1).astype(bool)
-        if wanted.shape != self._held.shape:
+        requested = np.asarray(action).reshape(-1).astype(bool)
+        if requested.shape != self._held.shape:
             raise ValueError(f"action must have one value per key {list(self.key_names)}, got shape {np.shape(action)}")
         with self._lock:
             if self._closed:
                 raise RuntimeError("this KeySender is closed; create a new one")
             self._last_beat_s = time.monotonic()
-            for i in np.flatnonzero(self._held & ~wanted):
+            for i in np.flatnonzero(self._held & ~requested):
                 self._controller.release(self._keys[i])
                 self._held[i] = False
-            for i in np.flatnonzero(wanted & ~self._held):
+            for i in np.flatnonzero(requested & ~self._held):
                 self._controller.press(self._keys[i])
                 self._held[i] = True
 

@@ -1,4 +1,4 @@
-"""Game profiles: one TOML file per game that says what to capture, which keys to press and what to read.
+"""Game profiles: one TOML file per game that names what to capture, which keys to press and what to read.
 
 A profile is validated completely on load. Every error names the file, the
 TOML key and the fix, so a user editing a profile by hand learns what to change
