@@ -79,7 +79,8 @@ def compute_pos_weight(
 
     The weight is neg/pos (``ratio``), sqrt(neg/pos) (``sqrt``) or 1
     (``none``), clipped to ``[1, cap]``. A button never pressed in training
-    gets ``cap`` (finite) and a warning naming it. Returns ``(n_buttons,)`` float32.
+    gets ``cap`` (finite) and a warning naming it, unless ``mode`` is
+    ``none``. Returns ``(n_buttons,)`` float32.
     """
     mode = PosWeightMode(mode)
     positives = np.asarray(positives, dtype=np.float64)
@@ -95,8 +96,8 @@ def compute_pos_weight(
 
     for name, count in zip(button_names, positives):
         if count == 0:
-            logger.warning("button '%s' is never pressed in the training split; its pos_weight is set to the "
-                           "cap %.1f and the policy cannot learn when to press it", name, cap)
+            logger.warning("button '%s' has no positives in the training split; its pos_weight is set to the "
+                           "cap %.1f", name, cap)
     negatives = n_steps - positives
     with np.errstate(divide="ignore"):
         ratio = np.where(positives > 0, negatives / np.maximum(positives, 1), np.inf)
@@ -218,7 +219,7 @@ class LossConfig:
     """Which loss to train with and its parameters."""
 
     kind: LossKind = LossKind.BCE
-    pos_weight: PosWeightMode = PosWeightMode.SQRT
+    pos_weight: PosWeightMode = PosWeightMode.NONE
     pos_weight_cap: float = 20.0
     focal_gamma: float = 2.0
     asymmetric_gamma_neg: float = 4.0
@@ -230,6 +231,10 @@ def build_loss(config: LossConfig, train_actions: np.ndarray, button_names: Sequ
     """Build the configured loss from the training split's actions ``(N, n_buttons)``."""
     kind = LossKind(config.kind)
     actions = np.asarray(train_actions) != 0
+    for name, count in zip(button_names, actions.sum(axis=0)):
+        if count == 0:
+            logger.warning("button '%s' is never pressed in the training split, so the policy cannot learn when "
+                           "to press it; record demonstrations that press it", name)
     if kind is LossKind.BCE:
         weight = compute_pos_weight(
             actions.sum(0), actions.shape[0], button_names, config.pos_weight, config.pos_weight_cap
@@ -241,10 +246,7 @@ def build_loss(config: LossConfig, train_actions: np.ndarray, button_names: Sequ
         return FocalLoss(gamma=config.focal_gamma)
     if kind is LossKind.ASYMMETRIC:
         return AsymmetricLoss(gamma_neg=config.asymmetric_gamma_neg, margin=config.asymmetric_margin)
+    # A never-pressed button's prior of 0 is clipped to 1e-4 inside the loss.
     prior = button_prevalence(actions)
-    for name, p in zip(button_names, prior):
-        if p == 0:
-            logger.warning("button '%s' is never pressed in the training split; its logit adjustment uses the "
-                           "prior 1e-4 instead of 0", name)
     return LogitAdjustedBCELoss(prior, tau=config.logit_adjust_tau)
 
