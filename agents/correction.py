@@ -43,8 +43,11 @@ class Corrector(Protocol):
 
     def reset(self, env: gym.Env, seed: int | None) -> None: ...
 
-    def propose(self, obs: Observation, agent: Decision) -> np.ndarray | None:
-        """Return the buttons the corrector holds now, ``(n,)`` uint8, or None while it stays hands-off."""
+    def propose(self, obs: Observation, agent: Decision, help_buttons: np.ndarray) -> np.ndarray | None:
+        """Return the buttons the corrector holds now, ``(n,)`` uint8, or None while it stays hands-off.
+
+        ``help_buttons`` marks the rare buttons the agent is unsure about this step (its help request).
+        """
 
     def label(self, obs: Observation) -> np.ndarray:
         """Return the buttons the corrector would press in this state (plain DAgger labels every step)."""
@@ -129,7 +132,7 @@ class ExpertCorrector:
     def label(self, obs: Observation) -> np.ndarray:
         return self._think()
 
-    def propose(self, obs: Observation, agent: Decision) -> np.ndarray | None:
+    def propose(self, obs: Observation, agent: Decision, help_buttons: np.ndarray) -> np.ndarray | None:
         expert_action = self._think()
         held = expert_action * self.rare if self.rare_only else expert_action
         if self._control_steps > 0:
@@ -152,7 +155,7 @@ def uncertain_buttons(
 ) -> np.ndarray:
     """Return a mask of rare buttons whose probability is within ``margin`` of its threshold."""
     if probabilities is None or thresholds is None:
-        return np.zeros_like(rare)
+        return np.zeros_like(rare, dtype=bool)
     return rare & (np.abs(probabilities - thresholds) < margin)
 
 
@@ -169,6 +172,7 @@ class CorrectedPilot:
         thresholds: np.ndarray | None = None,
         help_margin: float = 0.0,
         rare: np.ndarray | None = None,
+        help_budget: int = 2**62,
     ) -> None:
         if holdoff_steps < 0:
             raise ValueError(f"holdoff_steps must be >= 0, got {holdoff_steps}")
@@ -179,6 +183,7 @@ class CorrectedPilot:
         self.holdoff_steps = holdoff_steps
         self.thresholds = thresholds
         self.help_margin = help_margin
+        self.help_budget = help_budget
         self.rare = rare
         self.name = f"{agent.name}+{corrector.name}"
         self._holdoff_left = 0
@@ -196,8 +201,11 @@ class CorrectedPilot:
     def act(self, obs: Observation) -> Decision:
         agent_decision = self.agent.act(obs)
         agent_action = agent_decision.action
-        if self.rare is not None and self.help_margin > 0:
-            if np.any(uncertain_buttons(agent_decision.probabilities, self.thresholds, self.rare, self.help_margin)):
+        help_buttons = np.zeros(len(agent_action), dtype=bool)
+        if self.rare is not None and self.help_margin > 0 and self.help_requests < self.help_budget:
+            help_buttons = uncertain_buttons(agent_decision.probabilities, self.thresholds, self.rare,
+                                             self.help_margin)
+            if help_buttons.any():
                 self.help_requests += 1
 
         if self.mode is CorrectionMode.LABEL_ALL:
@@ -208,7 +216,7 @@ class CorrectedPilot:
 
         # The corrector is in control while it holds buttons (None means hands-off), and in takeover mode
         # for a short hold-off after it lets go, so control does not flap between the two every step.
-        held = self.corrector.propose(obs, agent_decision)
+        held = self.corrector.propose(obs, agent_decision, help_buttons)
         if self.budget.spent:
             held, self._holdoff_left = None, 0
         if held is not None:

@@ -80,6 +80,7 @@ class DaggerConfig:
                                       default=1)
     help_margin: float = _help("the agent asks for help when a rare button's probability is this close to its "
                                "threshold (0 turns help requests off)", default=0.1)
+    help_budget: int = _help("help requests the overlay may show per round", default=50)
     epochs: int = _help("training epochs per round (warm start from the last round)", default=4)
     eval_episodes: int = _help("rounds against the CPU to score each policy", default=30)
     difficulty: str = _help("CPU level of the Arena", default="normal")
@@ -204,9 +205,15 @@ def score_policy(policy, dataset: WindowedDataset, button_names: Sequence[str]) 
     )
 
 
-def _make_corrector(config: DaggerConfig, button_names: Sequence[str], rare: Sequence[str], round_index: int):
+def _make_corrector(config: DaggerConfig, env: gym.Env, button_names: Sequence[str], rare: Sequence[str],
+                    round_index: int, thresholds: np.ndarray):
     if config.corrector == "human":
-        raise DaggerError("--corrector human is not available yet; use --corrector expert on the Arena")
+        from agents.human import KeyboardState
+        from agents.human_corrector import CorrectionOverlay, HumanCorrector
+
+        keyboard = KeyboardState(button_names).start()
+        logger.info("hold any mapped key to take over:\n%s", keyboard.describe())
+        return HumanCorrector(keyboard, env.unwrapped.decision_hz, CorrectionOverlay(button_names, thresholds))
     return ExpertCorrector(
         button_names, rare, seed=config.seed + round_index, takeover_delay_steps=config.takeover_delay_steps,
         rare_only=config.mode is CorrectionMode.OVERRIDE,
@@ -305,6 +312,10 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
     demo_set = load_demos(demos_path, action_offset=base.action_offset)
     data = prepare_round_data(base, demo_set)
     env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty)
+    # A person needs to see the game; the expert corrector plays headless.
+    play_env = env
+    if config.corrector == "human":
+        play_env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty, render_mode="human")
     rare = parse_button_list(config.rare_buttons, data.layout.button_names)
     rare_mask = np.array([name in rare for name in data.layout.button_names])
     total_budget = int(config.budget_fraction * data.demo_steps)
@@ -340,16 +351,26 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
         from agents.policy_pilot import PolicyPilot
 
         agent = PolicyPilot.from_run(previous, env=env, seed=config.seed + round_index)
+        thresholds = agent.policy.thresholds.numpy()
+        corrector = _make_corrector(config, play_env, data.layout.button_names, rare, round_index, thresholds)
         pilot = CorrectedPilot(
-            agent, _make_corrector(config, data.layout.button_names, rare, round_index), config.mode, budget,
-            holdoff_steps=config.holdoff_steps, thresholds=agent.policy.thresholds.numpy(),
-            help_margin=config.help_margin, rare=rare_mask,
+            agent, corrector, config.mode, budget, holdoff_steps=config.holdoff_steps, thresholds=thresholds,
+            help_margin=config.help_margin, rare=rare_mask, help_budget=config.help_budget,
         )
+        should_stop = getattr(corrector, "should_stop", None)
         try:
             for episode in range(done, config.episodes_per_round):
-                run_episode(env, pilot, seed=_episode_seed(config, round_index, episode), recorder=store)
+                run_episode(play_env, pilot, seed=_episode_seed(config, round_index, episode), recorder=store,
+                            should_stop=should_stop)
+                if should_stop is not None and should_stop():
+                    raise DaggerError(f"stopped by the stop hotkey in round {round_index}; the corrections so far "
+                                      f"are kept in {corrections_path}; continue with --resume")
         finally:
             store.close()
+            if hasattr(corrector, "keyboard"):
+                corrector.keyboard.close()
+            if getattr(corrector, "overlay", None) is not None:
+                corrector.overlay.close()
         logger.info("round %d: %d interventions, %d help requests, %d of %d corrected steps of the budget used",
                     round_index, pilot.interventions, pilot.help_requests, round_budget - budget.steps_left,
                     round_budget)

@@ -47,7 +47,7 @@ def _press_rate_threshold(scores: np.ndarray, rate: float) -> float:
     if rate <= 0.0 or scores.size == 0:
         # Above every score: never press.
         return float(np.nextafter(scores.max(), np.inf)) if scores.size else 1.0
-    k = max(1, int(round(rate * scores.size)))
+    k = max(1, int(round(min(rate, 1.0) * scores.size)))
     return float(np.sort(scores)[::-1][min(k, scores.size) - 1])
 
 
@@ -65,6 +65,8 @@ def choose_thresholds(
     mode: ThresholdMode | str = ThresholdMode.MAX_F1,
     fallback_press_rates: Sequence[float] | None = None,
     warn: bool = True,
+    min_positives: int = 10,
+    max_rate_ratio: float = 4.0,
 ) -> ThresholdChoice:
     """Choose one threshold per button from validation labels ``(N, n)`` and probabilities ``(N, n)``.
 
@@ -73,6 +75,11 @@ def choose_thresholds(
     press rate) and a warning names it; without fallback rates it is set above
     every validation probability, so the policy never presses it. ``warn=False``
     skips that warning, for the repeated choices of a per-epoch report.
+
+    In ``MAX_F1`` mode a button with fewer than ``min_positives`` positive
+    steps in validation gets the threshold that matches its validation press
+    rate instead, and no threshold may press a button more than
+    ``max_rate_ratio`` times as often as the validation labels do.
     """
     mode = ThresholdMode(mode)
     labels = np.asarray(labels) != 0
@@ -101,8 +108,23 @@ def choose_thresholds(
                     "training press rate %.4f instead; record more episodes with this button to tune it",
                     name, thresholds[i], rate,
                 )
+        elif mode is ThresholdMode.MAX_F1 and column_labels.sum() < min_positives:
+            # An F1 maximised over a handful of positives picks a threshold by luck, often a tiny one
+            # that presses the button all the time in play.
+            thresholds[i] = _press_rate_threshold(column_scores, float(column_labels.mean()))
+            method = "press_rate_few_positives"
+            if warn:
+                logger.warning(
+                    "button '%s' has only %d positive steps in the validation split (fewer than %d), so its "
+                    "threshold %.4f matches its validation press rate instead of maximising F1",
+                    name, int(column_labels.sum()), min_positives, thresholds[i],
+                )
         elif mode is ThresholdMode.MAX_F1:
             thresholds[i], method = _max_f1_threshold(column_labels, column_scores), mode.value
+            # Cap how much more often than the demonstrator the button may be pressed.
+            cap = _press_rate_threshold(column_scores, max_rate_ratio * float(column_labels.mean()))
+            if thresholds[i] < cap:
+                thresholds[i], method = cap, "max_f1_rate_capped"
         else:
             thresholds[i] = _press_rate_threshold(column_scores, float(column_labels.mean()))
             method = mode.value

@@ -50,7 +50,7 @@ class ScriptedCorrector:
     def reset(self, env, seed) -> None:
         self.step = 0
 
-    def propose(self, obs, agent):
+    def propose(self, obs, agent, help_buttons):
         held = self.schedule.get(self.step)
         self.step += 1
         return held
@@ -119,6 +119,14 @@ def test_help_requests_count_uncertain_rare_buttons():
                            thresholds=thresholds, help_margin=0.1, rare=rare)
     drive(pilot, 3)
     assert pilot.help_requests == 3
+
+
+def test_help_requests_stop_at_budget():
+    rare = np.array([name == "guard" for name in BUTTONS])
+    pilot = CorrectedPilot(ScriptedAgent(), ScriptedCorrector({}), CorrectionMode.TAKEOVER, CorrectionBudget(10),
+                           thresholds=np.full(N, 0.45), help_margin=0.1, rare=rare, help_budget=2)
+    drive(pilot, 5)
+    assert pilot.help_requests == 2
 
 
 def test_negative_holdoff_rejected():

@@ -150,3 +150,62 @@ def test_dagger_refuses_existing_run_without_resume(trained, tmp_path):
     result = script("dagger.py", *dagger_args(run, out))
     assert result.returncode == 2
     assert "already holds correction rounds; pass --resume" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.screen
+def test_human_corrector_takes_over_and_stop_keeps_corrections(trained, tmp_path, xvfb_display):
+    """Hold guard ('d') with xdotool during a human-corrected round, then press the stop hotkey (Esc)."""
+    from demos.loader import load_demos
+
+    _, run = trained
+    out = tmp_path / "human"
+    environment = {**os.environ, "DISPLAY": xvfb_display}
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "dagger.py"), *dagger_args(run, out, "--corrector", "human")],
+            cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while "hold any mapped key to take over" not in stderr_path.read_text():
+                assert process.poll() is None, stderr_path.read_text()
+                assert time.monotonic() < deadline, "the human round did not start"
+                time.sleep(0.1)
+            time.sleep(1.0)
+            subprocess.run(["xdotool", "keydown", "d"], env=environment, check=True)
+            time.sleep(1.0)
+            subprocess.run(["xdotool", "keyup", "d"], env=environment, check=True)
+            time.sleep(0.5)
+            subprocess.run(["xdotool", "key", "Escape"], env=environment, check=True)
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    log = stderr_path.read_text()
+    assert process.returncode == 2, log
+    assert "stopped by the stop hotkey in round 1" in log
+    assert "Traceback" not in log
+
+    corrections = load_demos(out / "corrections")
+    fields = corrections.step_fields(0)
+    guard = corrections.button_names.index("guard")
+    assert fields.intervened.sum() >= 5, "about a second of held guard should be stored as corrections"
+    assert fields.corrector_action[fields.intervened][:, guard].any()
+    assert set(fields.sources()) <= {"policy", "corrector"}
+
+
+def test_overlay_draws_controller_and_help():
+    from agents.human_corrector import HELP_COLOUR, PLAYER_COLOUR, CorrectionOverlay
+    from agents.session import Decision
+
+    names = ("forward", "guard")
+    overlay = CorrectionOverlay(names, np.array([0.5, 0.3]), show=False)
+    agent = Decision(action=np.array([1, 0], np.uint8), source="policy", probabilities=np.array([0.9, 0.28]))
+    quiet = overlay.draw(agent, np.zeros(2, np.uint8), np.zeros(2, bool))
+    helped = overlay.draw(agent, np.array([0, 1], np.uint8), np.array([False, True]))
+    assert not np.any(np.all(quiet == HELP_COLOUR, axis=-1))
+    assert np.any(np.all(helped == HELP_COLOUR, axis=-1)), "a help request draws a yellow frame"
+    assert np.any(np.all(helped == PLAYER_COLOUR, axis=-1)), "buttons the player holds are drawn in orange"

@@ -169,7 +169,8 @@ def test_evaluate_split_rejects_wrong_shapes():
 def test_max_f1_threshold_matches_brute_force():
     rng = np.random.default_rng(3)
     labels, probabilities = make_split(rng, 300)
-    choice = choose_thresholds(labels[:, :3], probabilities[:, :3], ["a", "b", "c"], ThresholdMode.MAX_F1)
+    choice = choose_thresholds(labels[:, :3], probabilities[:, :3], ["a", "b", "c"], ThresholdMode.MAX_F1,
+                               min_positives=0, max_rate_ratio=np.inf)
     for i in range(3):
         best = max(
             precision_recall_f1(confusion_counts(labels[:, i:i + 1], probabilities[:, i:i + 1] >= t)[0])[2]
@@ -179,6 +180,26 @@ def test_max_f1_threshold_matches_brute_force():
             confusion_counts(labels[:, i:i + 1], probabilities[:, i:i + 1] >= choice.thresholds[i])[0])[2]
         assert chosen == pytest.approx(best)
     assert choice.methods == ["max_f1"] * 3
+
+
+def test_max_f1_with_few_positives_matches_press_rate():
+    rng = np.random.default_rng(5)
+    labels = np.zeros((2000, 1), dtype=np.uint8)
+    labels[rng.choice(2000, 4, replace=False)] = 1
+    probabilities = rng.random((2000, 1)) * 0.01
+    choice = choose_thresholds(labels, probabilities, ["jump"], ThresholdMode.MAX_F1, min_positives=10)
+    assert choice.methods == ["press_rate_few_positives"]
+    assert (probabilities >= choice.thresholds[0]).mean() == pytest.approx(4 / 2000, abs=0.001)
+
+
+def test_max_f1_press_rate_is_capped():
+    rng = np.random.default_rng(6)
+    labels = (rng.random((4000, 1)) < 0.01).astype(np.uint8)
+    # Positives score below every negative, so the F1-optimal threshold presses at every step.
+    probabilities = np.where(labels == 1, rng.random((4000, 1)) * 0.01, 0.01 + rng.random((4000, 1)) * 0.99)
+    choice = choose_thresholds(labels, probabilities, ["grab"], ThresholdMode.MAX_F1, max_rate_ratio=4.0)
+    assert choice.methods == ["max_f1_rate_capped"]
+    assert (probabilities >= choice.thresholds[0]).mean() <= 4.0 * labels.mean() + 1e-3
 
 
 def test_press_rate_threshold_matches_demonstrator_rate():

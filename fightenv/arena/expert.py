@@ -41,10 +41,14 @@ class ExpertStyle:
     punish_chance: float = 0.95
     attack_chance: float = 0.35
     """Chance per step to attack an idle opponent within reach."""
-    sidestep_chance: float = 0.25
-    """Chance to sidestep instead of guarding a lunge seen from mid range."""
+    sidestep_chance: float = 0.3
+    """Chance to sidestep instead of guarding a straight attack (lunge, kick) seen from beyond 1 m."""
+    jump_chance: float = 0.5
+    """Chance to jump over a sweep instead of guarding it."""
+    circle_chance: float = 0.04
+    """Chance per waiting step to sidestep around the opponent."""
     noise: float = 0.02
-    """Chance per step of a stray button press."""
+    """Chance per step of a stray forward or back press."""
 
 
 class ArenaExpert:
@@ -76,7 +80,8 @@ class ArenaExpert:
             if self._tap_bits:
                 self._tap_steps = int(self.rng.choice(3, p=(0.7, 0.25, 0.05)))
         if self.rng.random() < self.style.noise:
-            buttons |= 1 << int(self.rng.integers(0, len(BUTTONS)))
+            # A stray nudge of the stick, the commonest slip of a real player.
+            buttons |= 1 << (FORWARD if self.rng.random() < 0.5 else BACK)
         self._previous = buttons
         return np.array([(buttons >> i) & 1 for i in range(len(BUTTONS))], dtype=np.uint8)
 
@@ -113,7 +118,9 @@ class ArenaExpert:
 
         # React to what the opponent started.
         if threatened:
-            if seen.move_name == "lunge" and distance > 1.2 and rng.random() < style.sidestep_chance:
+            if seen.move_name == "sweep" and rng.random() < style.jump_chance:
+                return 1 << JUMP
+            if seen.move_name in ("lunge", "kick") and distance > 1.0 and rng.random() < style.sidestep_chance:
                 self._side_button = SIDESTEP_IN if rng.random() < 0.5 else SIDESTEP_OUT
                 self._side_steps = int(rng.integers(1, 3))
                 return 1 << self._side_button
@@ -161,7 +168,11 @@ class ArenaExpert:
                 return (1 << KICK) | (1 << FORWARD) if rng.random() < 0.5 else 1 << KICK
             return (1 << BACK) | (1 << KICK) if distance <= MOVE_SWEEP.reach_m + 0.5 else 1 << KICK
 
-        # Wait for an opening: mostly keep pressing in, sometimes give ground.
+        # Wait for an opening: mostly keep pressing in, sometimes give ground or circle.
+        if rng.random() < style.circle_chance:
+            self._side_button = SIDESTEP_IN if rng.random() < 0.5 else SIDESTEP_OUT
+            self._side_steps = int(rng.integers(1, 3))
+            return 1 << self._side_button
         roll = rng.random()
         if roll < 0.15:
             return 1 << BACK
