@@ -129,7 +129,7 @@ def run_episode(
     wall_time_s = time.perf_counter() - start_s
     outcome = info.get("outcome")
     if recorder is not None:
-        recorder.end_episode(obs, outcome, info)
+        recorder.end_episode(obs, outcome, {**info, "terminated": terminated, "truncated": truncated})
     n_buttons = env.action_space.shape[0]
     stacked = np.asarray(actions, dtype=np.uint8).reshape(-1, n_buttons)
     return EpisodeResult(

@@ -421,9 +421,13 @@ def _load_episode(
         _copy_into(end, {"frame": frames, "state": states}, stored_steps, 1, path_text)
 
     step_fields = StepFields(source_names=source_names, **fields)
-    # NOTE: the Arena declares an outcome when the round ends by KO or by time-out, so a
-    # time-out (a truncation) is marked terminal too. A step limit or a stop leaves it False.
-    terminal = info.has_final_obs and info.outcome is not None
+    # The session loop records whether the env terminated; a time-out (truncation), a step limit or a
+    # stop is not terminal. Stores written before it did fall back to "ended with an outcome".
+    end_info = (end.header.get("info") or {}) if end is not None else {}
+    if "terminated" in end_info:
+        terminal = info.has_final_obs and bool(end_info["terminated"])
+    else:
+        terminal = info.has_final_obs and info.outcome is not None
     return info, step_fields, terminal
 
 

@@ -555,3 +555,25 @@ def test_episode_growing_during_load(tmp_path):
     assert first.episodes[1].length == 20
     assert second.episodes[1].length == 40
     np.testing.assert_array_equal(second.trajectories[1].obs.get("frame"), frames[:40])
+
+
+def test_time_out_is_not_terminal_but_ko_is(tmp_path):
+    import gymnasium as gym
+
+    import fightenv
+    from agents.pilots import ExpertPilot
+    from agents.session import run_episode
+
+    short = gym.make(fightenv.ARENA_ID, round_time_s=2.0)
+    full = gym.make(fightenv.ARENA_ID)
+    store = EpisodeStore.open(
+        tmp_path / "store", "create", game="arena", button_names=short.unwrapped.button_names,
+        state_names=short.unwrapped.state_names, frame_shape=(1, 84, 84), decision_hz=15.0,
+    )
+    timed_out = run_episode(short, ExpertPilot(seed=0), seed=0, recorder=store)
+    knocked_out = run_episode(full, ExpertPilot(seed=0), seed=0, recorder=store)
+    store.close()
+    assert not timed_out.terminated and knocked_out.terminated
+
+    loaded = load_demos(tmp_path / "store")
+    assert [t.terminal for t in loaded.trajectories] == [False, True]
