@@ -5,7 +5,8 @@ event returns from the listener callback before anything is stored, counted or
 logged, so text typed into other windows during a session never reaches the
 store, the logs or the terminal.
 
-Default keys (Arena; a game profile brings its own button keys):
+Default keys come from the Arena's game profile, ``fightenv/profiles/arena.toml``
+(a game profile brings its own button keys):
 
     buttons   Right forward, Left back, Up sidestep_in, Down sidestep_out,
               Space jump, a punch, s kick, d guard, f grab, g special
@@ -33,28 +34,44 @@ import numpy as np
 
 from agents.session import Decision, Observation, run_episode
 from fightenv.screen.keys import name_of_pynput_key, normalize_key_name
+from fightenv.screen.profile import ARENA_PROFILE, Profile, ProfileError, load_profile
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BUTTON_KEYS: dict[str, str] = {
-    "forward": "right",
-    "back": "left",
-    "sidestep_in": "up",
-    "sidestep_out": "down",
-    "jump": "space",
-    "punch": "a",
-    "kick": "s",
-    "guard": "d",
-    "grab": "f",
-    "special": "g",
+HOTKEY_CONTROLS = ("start", "pause", "end", "discard", "stop")
+PROFILE_HOTKEY_ACTIONS: dict[str, str] = {
+    "start": "episode_start",
+    "pause": "pause",
+    "end": "episode_end",
+    "stop": "stop",
 }
-DEFAULT_HOTKEYS: dict[str, str] = {
-    "start": "f1",
-    "pause": "f2",
-    "end": "f3",
-    "discard": "f4",
-    "stop": "esc",
-}
+"""Pilot control to the game profile's ``[hotkeys]`` action for the same control."""
+PILOT_HOTKEYS: dict[str, str] = {"start": "f1", "discard": "f4"}
+"""Keys of the controls a profile may lack. Profiles have no discard action, because the
+screen env that reads them does not own the demo store, and their start action is optional."""
+
+
+def hotkeys_from_profile(profile: Profile) -> dict[str, str]:
+    """Map the profile's ``[hotkeys]`` to the pilot's controls; start and discard fall back to ``PILOT_HOTKEYS``."""
+    hotkeys: dict[str, str] = {}
+    for control in HOTKEY_CONTROLS:
+        action = PROFILE_HOTKEY_ACTIONS.get(control)
+        if action in profile.hotkeys:
+            hotkeys[control] = profile.hotkeys[action]
+        elif control in PILOT_HOTKEYS:
+            hotkeys[control] = PILOT_HOTKEYS[control]
+        else:
+            raise ProfileError(
+                f"{profile.path}: hotkeys.{action}: missing, but the human pilot needs a key for {control}; "
+                f"add {action} = \"<key>\" to [hotkeys]"
+            )
+    return hotkeys
+
+
+# One key map for the Arena: the window program, the screen env and this pilot all read arena.toml.
+_ARENA_PROFILE = load_profile(ARENA_PROFILE)
+DEFAULT_BUTTON_KEYS: dict[str, str] = _ARENA_PROFILE.key_for_button
+DEFAULT_HOTKEYS: dict[str, str] = hotkeys_from_profile(_ARENA_PROFILE)
 STATUS_INTERVAL_S = 0.5
 
 
@@ -62,7 +79,8 @@ class KeyboardState:
     """Held buttons and pending hotkeys, updated by a pynput listener thread.
 
     ``button_keys`` maps each button name to a key name; ``hotkeys`` maps the
-    controls start, pause, end, discard and stop to key names.
+    controls start, pause, end, discard and stop to key names. None for either
+    takes the Arena's keys (``DEFAULT_BUTTON_KEYS``, ``DEFAULT_HOTKEYS``).
     """
 
     def __init__(

@@ -14,12 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agents.human import DEFAULT_BUTTON_KEYS, DEFAULT_HOTKEYS
 from demos import load_demos
+from fightenv.screen.keys import KEY_NAMES, normalize_key_name
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET_WORDS = ("hunter2", "xyzzy", "plover")
-# No key of this text is mapped to a button or a hotkey (buttons use arrows, space and a, s, d, f, g).
+# No key of this text is mapped to a button or a hotkey; test_secret_text_uses_no_mapped_key checks it.
 SECRET_TEXT = "-".join(SECRET_WORDS)
+# X keysym names of the human pilot's default keys (the Arena profile's), as xdotool takes them.
+BUTTON = {button: KEY_NAMES[key] for button, key in DEFAULT_BUTTON_KEYS.items()}
+HOTKEY = {control: KEY_NAMES[key] for control, key in DEFAULT_HOTKEYS.items()}
 
 pytestmark = [pytest.mark.screen, pytest.mark.slow]
 
@@ -57,23 +62,33 @@ def human_session(xvfb_display, tmp_path_factory):
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=environment, cwd=tmp_path)
         try:
             wait_for_text(stderr_path, "to start episode 1/1", 60, process)
-            xdotool(xvfb_display, "key", "F1")
+            xdotool(xvfb_display, "key", HOTKEY["start"])
             wait_for_text(stderr_path, "recording episode 1/1", 20, process)
 
             # Hold forward, type unrelated text, then hold guard.
-            xdotool(xvfb_display, "keydown", "Right")
+            xdotool(xvfb_display, "keydown", BUTTON["forward"])
             time.sleep(0.6)
-            xdotool(xvfb_display, "keyup", "Right")
+            xdotool(xvfb_display, "keyup", BUTTON["forward"])
             xdotool(xvfb_display, "type", "--delay", "30", SECRET_TEXT)
-            xdotool(xvfb_display, "keydown", "d")
+            xdotool(xvfb_display, "keydown", BUTTON["guard"])
             time.sleep(0.6)
-            xdotool(xvfb_display, "keyup", "d")
+            xdotool(xvfb_display, "keyup", BUTTON["guard"])
             process.wait(timeout=60)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
     return process.returncode, store, stdout_path.read_text(), stderr_path.read_text(), tmp_path
+
+
+def test_secret_text_uses_no_mapped_key():
+    from fightenv.screen.profile import ARENA_PROFILE, load_profile
+
+    profile = load_profile(ARENA_PROFILE)
+    mapped = {*DEFAULT_BUTTON_KEYS.values(), *DEFAULT_HOTKEYS.values(), *profile.keys, *profile.hotkeys.values()}
+    typed = {normalize_key_name(character) for character in SECRET_TEXT}
+
+    assert typed.isdisjoint(mapped), f"SECRET_TEXT types mapped keys {sorted(typed & mapped)}"
 
 
 def test_human_keys_recorded(human_session):
@@ -131,23 +146,23 @@ def test_hotkeys_pause_end_discard_stop(xvfb_display, tmp_path):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=environment, cwd=tmp_path)
         try:
             wait_for_text(stderr_path, "to start episode 1/5", 60, process)
-            xdotool(xvfb_display, "key", "F1")
+            xdotool(xvfb_display, "key", HOTKEY["start"])
             wait_for_text(stderr_path, "recording episode 1/5", 20, process)
-            xdotool(xvfb_display, "key", "F2")
-            wait_for_text(stderr_path, "paused; press f2 to resume", 10, process)
+            xdotool(xvfb_display, "key", HOTKEY["pause"])
+            wait_for_text(stderr_path, f"paused; press {DEFAULT_HOTKEYS['pause']} to resume", 10, process)
             time.sleep(0.5)
-            xdotool(xvfb_display, "key", "F2")
+            xdotool(xvfb_display, "key", HOTKEY["pause"])
             wait_for_text(stderr_path, "resumed", 10, process)
             time.sleep(0.5)
-            xdotool(xvfb_display, "key", "F3")
+            xdotool(xvfb_display, "key", HOTKEY["end"])
             wait_for_text(stderr_path, "to start episode 2/5", 20, process)
 
-            xdotool(xvfb_display, "key", "F1")
+            xdotool(xvfb_display, "key", HOTKEY["start"])
             wait_for_text(stderr_path, "recording episode 2/5", 20, process)
             time.sleep(0.3)
-            xdotool(xvfb_display, "key", "F4")
+            xdotool(xvfb_display, "key", HOTKEY["discard"])
             wait_for_text(stderr_path, "discarded episode s0000-w000-e000001", 20, process)
-            xdotool(xvfb_display, "key", "Escape")
+            xdotool(xvfb_display, "key", HOTKEY["stop"])
             process.wait(timeout=60)
         finally:
             if process.poll() is None:
@@ -170,13 +185,16 @@ def test_hotkeys_pause_end_discard_stop(xvfb_display, tmp_path):
     assert telemetry[0]["episode_id"] == "s0000-w000-e000000"
     assert telemetry[1]["episode_id"] == "s0000-w000-e000001"
     assert telemetry[0]["steps"] == episode.length
-    assert "session stopped by the esc hotkey after 1 episodes" in log
+    assert f"session stopped by the {DEFAULT_HOTKEYS['stop']} hotkey after 1 episodes" in log
 
 
 def test_profile_session_records_game_window(xvfb_display, tmp_path):
     """Record the Arena window program through its profile: the screen env captures, the person's keys are read."""
-    from fightenv.screen.profile import ARENA_PROFILE
+    from fightenv.screen.profile import ARENA_PROFILE, load_profile
     from fightenv.screen.xvfb import launch_arena_window
+
+    # With a profile the pilot reads the profile's button keys and keeps its own hotkeys.
+    forward = KEY_NAMES[load_profile(ARENA_PROFILE).key_for_button["forward"]]
 
     store = tmp_path / "store"
     stderr_path = tmp_path / "stderr.txt"
@@ -191,12 +209,12 @@ def test_profile_session_records_game_window(xvfb_display, tmp_path):
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=environment, cwd=tmp_path)
             try:
                 wait_for_text(stderr_path, "to start episode 1/1", 60, process)
-                xdotool(xvfb_display, "key", "F1")
+                xdotool(xvfb_display, "key", HOTKEY["start"])
                 wait_for_text(stderr_path, "recording episode 1/1", 30, process)
-                # The Arena profile maps forward to "d"; the game window reads the same key from the X server.
-                xdotool(xvfb_display, "keydown", "d")
+                # The pilot and the game window both read the profile's forward key from the X server.
+                xdotool(xvfb_display, "keydown", forward)
                 time.sleep(0.6)
-                xdotool(xvfb_display, "keyup", "d")
+                xdotool(xvfb_display, "keyup", forward)
                 process.wait(timeout=60)
             finally:
                 if process.poll() is None:

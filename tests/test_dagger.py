@@ -155,8 +155,14 @@ def test_dagger_refuses_existing_run_without_resume(trained, tmp_path):
 @pytest.mark.slow
 @pytest.mark.screen
 def test_human_corrector_takes_over_and_stop_keeps_corrections(trained, tmp_path, xvfb_display):
-    """Hold guard ('d') with xdotool during a human-corrected round, then press the stop hotkey (Esc)."""
+    """Hold guard with xdotool during a human-corrected round, then press the stop hotkey."""
+    from agents.human import DEFAULT_BUTTON_KEYS, DEFAULT_HOTKEYS
     from demos.loader import load_demos
+    from fightenv.screen.keys import KEY_NAMES
+
+    # The human corrector reads the Arena's default keys; xdotool takes their X keysym names.
+    guard_key = KEY_NAMES[DEFAULT_BUTTON_KEYS["guard"]]
+    stop_key = KEY_NAMES[DEFAULT_HOTKEYS["stop"]]
 
     _, run = trained
     out = tmp_path / "human"
@@ -174,11 +180,11 @@ def test_human_corrector_takes_over_and_stop_keeps_corrections(trained, tmp_path
                 assert time.monotonic() < deadline, "the human round did not start"
                 time.sleep(0.1)
             time.sleep(1.0)
-            subprocess.run(["xdotool", "keydown", "d"], env=environment, check=True)
+            subprocess.run(["xdotool", "keydown", guard_key], env=environment, check=True)
             time.sleep(1.0)
-            subprocess.run(["xdotool", "keyup", "d"], env=environment, check=True)
+            subprocess.run(["xdotool", "keyup", guard_key], env=environment, check=True)
             time.sleep(0.5)
-            subprocess.run(["xdotool", "key", "Escape"], env=environment, check=True)
+            subprocess.run(["xdotool", "key", stop_key], env=environment, check=True)
             process.wait(timeout=60)
         finally:
             if process.poll() is None:

@@ -37,12 +37,57 @@ def test_arena_profile_matches_arena():
     assert profile.name == "arena"
     assert profile.buttons == BUTTONS
     assert profile.state_names == STATE_FEATURES
-    assert profile.keys == ("d", "a", "w", "s", "space", "j", "k", "l", "i", "o")
-    assert profile.hotkeys == {"pause": "f8", "stop": "f10", "episode_end": "f9"}
     assert profile.decision_hz == 15.0
     assert profile.window.title == "fightenv Arena"
     assert profile.frame.size == (84, 84)
-    assert profile.key_for_button["guard"] == "l"
+
+
+def test_arena_profile_canonical_keys():
+    # The one Arena key map; other tests read keys from the profile, this one pins them.
+    profile = load_profile(ARENA_PROFILE)
+
+    assert profile.keys == ("right", "left", "up", "down", "space", "a", "s", "d", "f", "g")
+    assert profile.key_for_button["guard"] == "d"
+    assert profile.hotkeys == {"episode_start": "f1", "pause": "f2", "episode_end": "f3", "stop": "esc"}
+
+
+def test_human_defaults_follow_arena_profile():
+    from agents.human import DEFAULT_BUTTON_KEYS, DEFAULT_HOTKEYS, KeyboardState
+
+    profile = load_profile(ARENA_PROFILE)
+
+    assert DEFAULT_BUTTON_KEYS == profile.key_for_button
+    assert list(DEFAULT_BUTTON_KEYS) == list(BUTTONS)
+    assert DEFAULT_HOTKEYS == {
+        "start": profile.hotkeys["episode_start"],
+        "pause": profile.hotkeys["pause"],
+        "end": profile.hotkeys["episode_end"],
+        "discard": "f4",
+        "stop": profile.hotkeys["stop"],
+    }
+    # The pilot's own discard key must not clash with the profile's keys.
+    keyboard = KeyboardState(BUTTONS)
+    assert keyboard.button_keys == profile.key_for_button
+    assert keyboard.hotkeys["discard"] not in set(profile.keys) | set(profile.hotkeys.values())
+
+
+def test_human_hotkeys_from_partial_profile(tmp_path):
+    from agents.human import hotkeys_from_profile
+
+    # Without episode_start the pilot's start key falls back to f1; discard always comes from the pilot.
+    text = MINIMAL + '[hotkeys]\npause = "f8"\nstop = "f10"\nepisode_end = "f9"\n'
+    hotkeys = hotkeys_from_profile(load_profile(write(tmp_path, text)))
+
+    assert hotkeys == {"start": "f1", "pause": "f8", "end": "f9", "discard": "f4", "stop": "f10"}
+
+
+def test_human_hotkeys_need_pause_end_stop(tmp_path):
+    from agents.human import hotkeys_from_profile
+
+    text = MINIMAL + '[hotkeys]\npause = "f8"\nstop = "f10"\n'
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError, match=r"game\.toml: hotkeys\.episode_end: missing, but the human pilot needs a key for end; add episode_end"):
+        hotkeys_from_profile(load_profile(path))
 
 
 def test_example_profile_loads():

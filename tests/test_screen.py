@@ -16,10 +16,12 @@ from agents.session import Decision, run_episode
 from fightenv.arena import BUTTONS, STATE_FEATURES
 from fightenv.screen.capture import CaptureError, CaptureMonitor, Grab
 from fightenv.screen.checks import CapabilityError, WindowNotFoundError, check_display
-from fightenv.screen.profile import ARENA_PROFILE, WindowSpec
+from fightenv.screen.keys import KEY_NAMES
+from fightenv.screen.profile import ARENA_PROFILE, WindowSpec, load_profile
 from fightenv.screen.xvfb import launch_arena_window, private_display
 
 FORWARD, PUNCH = BUTTONS.index("forward"), BUTTONS.index("punch")
+ARENA_HOTKEYS = load_profile(ARENA_PROFILE).hotkeys
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +115,9 @@ def test_session_plays_arena_window(display, arena_window):
     assert {"capture", "preprocess", "probes", "policy", "send_keys"} <= set(timing["phases"])
 
 
-def press_hotkey(display: str, key: str) -> None:
-    subprocess.run(["xdotool", "key", key], env={**os.environ, "DISPLAY": display}, check=True)
+def press_key(display: str, key: str) -> None:
+    """Press and release the key with canonical name ``key`` (such as "f2" or "esc") through xdotool."""
+    subprocess.run(["xdotool", "key", KEY_NAMES[key]], env={**os.environ, "DISPLAY": display}, check=True)
 
 
 @pytest.mark.screen
@@ -128,16 +131,16 @@ def test_hotkeys_end_episode_and_stop(display, arena_window):
         _, _, terminated, truncated, _ = env.step(idle)
         assert not (terminated or truncated)
 
-        # F9 marks the episode's end: terminated, with no outcome read off the screen.
-        press_hotkey(display, "F9")
+        # The episode_end hotkey marks the episode's end: terminated, with no outcome read off the screen.
+        press_key(display, ARENA_HOTKEYS["episode_end"])
         time.sleep(0.2)
         _, _, terminated, truncated, info = env.step(idle)
         assert terminated
         assert not truncated
         assert info["outcome"] is None
 
-        # F10 stops the session: the running episode is truncated and the next reset raises.
-        press_hotkey(display, "F10")
+        # The stop hotkey ends the session: the running episode is truncated and the next reset raises.
+        press_key(display, ARENA_HOTKEYS["stop"])
         time.sleep(0.2)
         _, _, terminated, truncated, info = env.step(idle)
         assert truncated
@@ -152,12 +155,15 @@ def test_hotkeys_end_episode_and_stop(display, arena_window):
 def test_hotkey_listener_ignores_other_keys(display):
     from fightenv.screen.keys import HotkeyListener
 
+    # Listen to two of the Arena's hotkeys; its button keys and its other hotkeys must be ignored.
+    profile = load_profile(ARENA_PROFILE)
+    listened = {action: profile.hotkeys[action] for action in ("pause", "stop")}
     actions: list[str] = []
-    listener = HotkeyListener({"pause": "f8", "stop": "f10"}, actions.append)
+    listener = HotkeyListener(listened, actions.append)
     listener.start()
     try:
-        for key in ("a", "d", "F8", "space", "F9", "F10"):
-            press_hotkey(display, key)
+        for key in (*profile.keys[:2], listened["pause"], "space", profile.hotkeys["episode_end"], listened["stop"]):
+            press_key(display, key)
         time.sleep(0.3)
     finally:
         listener.stop()
@@ -169,7 +175,6 @@ def test_hotkey_listener_ignores_other_keys(display):
 def test_capture_follows_moved_window(display, arena_window):
     from fightenv.screen.capture import WindowCapture
     from fightenv.screen.probes import StateReader
-    from fightenv.screen.profile import load_profile
 
     profile = load_profile(ARENA_PROFILE)
     capture = WindowCapture(profile.window)

@@ -11,21 +11,26 @@ from pathlib import Path
 
 import pytest
 
+from fightenv.screen.keys import KEY_NAMES
+from fightenv.screen.profile import ARENA_PROFILE, load_profile
 from fightenv.screen.xvfb import launch_arena_window, private_display
 
 pytestmark = pytest.mark.screen
 
 REPO = Path(__file__).resolve().parent.parent
-KEYS = ("d", "j", "space")
+ARENA = load_profile(ARENA_PROFILE)
+# Three of the Arena's button keys; KEYS[0] is its forward key, which PLAYER holds.
+KEYS = tuple(ARENA.key_for_button[button] for button in ("forward", "punch", "jump"))
+PAUSE_KEYSYM = KEY_NAMES[ARENA.hotkeys["pause"]]
 
-# Holds KEYS down with a KeySender, prints "held", then leaves the way argv[1] names.
+# Holds the keys named in argv[2:] down with a KeySender, prints "held", then leaves the way argv[1] names.
 HOLDER = r"""
 import sys, time
 from fightenv.screen.keys import KeySender
 
-mode = sys.argv[1]
-sender = KeySender(["d", "j", "space"], watchdog_s=0.5 if mode == "watchdog" else 60.0)
-sender.send([1, 1, 1])
+mode, keys = sys.argv[1], sys.argv[2:]
+sender = KeySender(keys, watchdog_s=0.5 if mode == "watchdog" else 60.0)
+sender.send([1] * len(keys))
 print("held", flush=True)
 if mode == "close":
     sys.stdin.readline()
@@ -76,7 +81,8 @@ def keyboard(display):
     state = XKeyboardState(KEYS)
     yield state
     # Leave no key down for the next test, whatever this one did.
-    subprocess.run(["xdotool", "keyup", "d", "j", "space"], env={**os.environ, "DISPLAY": display}, check=False)
+    keysyms = [KEY_NAMES[key] for key in KEYS]
+    subprocess.run(["xdotool", "keyup", *keysyms], env={**os.environ, "DISPLAY": display}, check=False)
     state.close()
 
 
@@ -118,7 +124,7 @@ def none_down(keyboard) -> bool:
 
 def test_sigkill_leaves_keys_down(display, keyboard):
     # The control case: a process that cannot release its keys leaves them down, so the checks below can fail.
-    holder = start(display, HOLDER, "kill")
+    holder = start(display, HOLDER, "kill", *KEYS)
     wait_for_line(holder, "held")
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=5)
@@ -127,7 +133,7 @@ def test_sigkill_leaves_keys_down(display, keyboard):
 
 
 def test_close_releases_keys(display, keyboard):
-    holder = start(display, HOLDER, "close")
+    holder = start(display, HOLDER, "close", *KEYS)
     wait_for_line(holder, "held")
     assert wait_until(lambda: all_down(keyboard))
 
@@ -141,7 +147,7 @@ def test_close_releases_keys(display, keyboard):
 
 
 def test_exception_releases_keys(display, keyboard):
-    holder = start(display, HOLDER, "exception")
+    holder = start(display, HOLDER, "exception", *KEYS)
     wait_for_line(holder, "held")
     assert wait_until(lambda: all_down(keyboard))
 
@@ -155,7 +161,7 @@ def test_exception_releases_keys(display, keyboard):
 @pytest.mark.parametrize(("signum", "returncode"), [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, 128 + signal.SIGTERM)])
 def test_signal_releases_keys(display, keyboard, signum, returncode):
     # Python re-raises an unhandled SIGINT on exit (return code -2); SIGTERM becomes SystemExit(143).
-    holder = start(display, HOLDER, "signal")
+    holder = start(display, HOLDER, "signal", *KEYS)
     wait_for_line(holder, "held")
     assert wait_until(lambda: all_down(keyboard))
 
@@ -163,12 +169,12 @@ def test_signal_releases_keys(display, keyboard, signum, returncode):
     _, stderr = holder.communicate(timeout=10)
 
     assert holder.returncode == returncode
-    assert f"signal {signal.Signals(signum).name}: released keys ['d', 'j', 'space']" in stderr
+    assert f"signal {signal.Signals(signum).name}: released keys {list(KEYS)}" in stderr
     assert none_down(keyboard)
 
 
 def test_watchdog_releases_stalled_keys(display, keyboard):
-    holder = start(display, HOLDER, "watchdog")
+    holder = start(display, HOLDER, "watchdog", *KEYS)
     wait_for_line(holder, "held")
     assert wait_until(lambda: all_down(keyboard), timeout_s=0.4)
 
@@ -185,18 +191,18 @@ def test_pause_hotkey_releases_and_resumes(display, keyboard):
     player = start(display, PLAYER)
     try:
         wait_for_line(player, "stepping", timeout_s=60)
-        forward = lambda: bool(keyboard.held()[0])  # noqa: E731 - "d" is the Arena's forward key
+        forward = lambda: bool(keyboard.held()[0])  # noqa: E731 - KEYS[0] is the Arena's forward key
         assert wait_until(forward)
 
         # Pause: every key goes up at once and stays up while paused.
-        subprocess.run(["xdotool", "key", "F8"], env={**os.environ, "DISPLAY": display}, check=True)
+        subprocess.run(["xdotool", "key", PAUSE_KEYSYM], env={**os.environ, "DISPLAY": display}, check=True)
         assert wait_until(lambda: none_down(keyboard), timeout_s=1.0)
         time.sleep(0.5)
         assert none_down(keyboard)
         assert player.poll() is None
 
         # Resume: the next step presses forward again.
-        subprocess.run(["xdotool", "key", "F8"], env={**os.environ, "DISPLAY": display}, check=True)
+        subprocess.run(["xdotool", "key", PAUSE_KEYSYM], env={**os.environ, "DISPLAY": display}, check=True)
         assert wait_until(forward, timeout_s=1.0)
 
         # SIGTERM while stepping through the env.

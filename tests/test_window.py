@@ -13,6 +13,7 @@ import pytest
 
 from fightenv.arena.__main__ import parse_args
 from fightenv.arena.window import WindowConfig
+from fightenv.screen.keys import KEY_NAMES
 from fightenv.screen.profile import ARENA_PROFILE, load_profile
 from fightenv.screen.xvfb import launch_arena_window, private_display
 
@@ -73,6 +74,11 @@ def display():
         yield name
 
 
+def forward_keysym(profile) -> str:
+    """Return the X keysym name of the profile's forward key, as xdotool takes it."""
+    return KEY_NAMES[profile.key_for_button["forward"]]
+
+
 def read_window(reader, capture) -> dict[str, float]:
     return reader.read(capture.grab().pixels).values
 
@@ -109,9 +115,9 @@ def test_held_key_moves_fighter_and_rounds_restart(display):
         while read_window(reader, capture)["time_left"] < 0.9 and time.monotonic() < deadline:
             time.sleep(0.02)
         start_x = player_head_x(capture)
-        subprocess.run(["xdotool", "keydown", "d"], env=env, check=True)
+        subprocess.run(["xdotool", "keydown", forward_keysym(profile)], env=env, check=True)
         time.sleep(0.5)
-        subprocess.run(["xdotool", "keyup", "d"], env=env, check=True)
+        subprocess.run(["xdotool", "keyup", forward_keysym(profile)], env=env, check=True)
         # At 2.6 m/s for 0.5 s the player walks about 1.3 m towards the opponent, on the right.
         assert player_head_x(capture) > start_x + 40
 
@@ -214,9 +220,9 @@ def test_focus_only_ignores_unfocused_keys(display):
     try:
         # Without a window manager nothing has the focus yet: the held key is ignored.
         start_x = player_head_x(capture)
-        subprocess.run(["xdotool", "keydown", "d"], env=env, check=True)
+        subprocess.run(["xdotool", "keydown", forward_keysym(profile)], env=env, check=True)
         time.sleep(0.4)
-        subprocess.run(["xdotool", "keyup", "d"], env=env, check=True)
+        subprocess.run(["xdotool", "keyup", forward_keysym(profile)], env=env, check=True)
         unfocused_x = player_head_x(capture)
         assert abs(unfocused_x - start_x) < 10
 
@@ -225,9 +231,9 @@ def test_focus_only_ignores_unfocused_keys(display):
             ["xdotool", "search", "--name", "fightenv Arena"], env=env, capture_output=True, text=True, check=True,
         ).stdout.split()[0]
         subprocess.run(["xdotool", "windowfocus", "--sync", window_id], env=env, check=True)
-        subprocess.run(["xdotool", "keydown", "d"], env=env, check=True)
+        subprocess.run(["xdotool", "keydown", forward_keysym(profile)], env=env, check=True)
         time.sleep(0.4)
-        subprocess.run(["xdotool", "keyup", "d"], env=env, check=True)
+        subprocess.run(["xdotool", "keyup", forward_keysym(profile)], env=env, check=True)
         assert player_head_x(capture) > unfocused_x + 30
     finally:
         capture.close()

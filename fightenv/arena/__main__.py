@@ -1,7 +1,7 @@
 """Command line of the Arena: ``python -m fightenv.arena --window`` opens the game in an X window.
 
-Play with the keys of ``fightenv/profiles/arena.toml`` (d/a walk, w/s sidestep,
-space jump, j punch, k kick, l guard, i grab, o special).
+Play with the keys of ``fightenv/profiles/arena.toml``: Right forward, Left back,
+Up/Down sidestep in/out, space jump, a punch, s kick, d guard, f grab, g special.
 """
 
 from __future__ import annotations
@@ -16,9 +16,20 @@ from fightenv.arena.cpu import DIFFICULTIES
 from fightenv.arena.window import WindowConfig, run_window
 
 
+def _keys_help() -> str:
+    """List the default profile's key per button, so the help shows the keys the game reads."""
+    from fightenv.screen.profile import ARENA_PROFILE, load_profile
+
+    profile = load_profile(ARENA_PROFILE)
+    keys = ", ".join(f"{key} {button}" for button, key in profile.key_for_button.items())
+    return f"keys (from {ARENA_PROFILE.name}, unless --profile names another): {keys}"
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[bool, WindowConfig]:
     defaults = WindowConfig()
-    parser = argparse.ArgumentParser(prog="python -m fightenv.arena", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fightenv.arena", description=__doc__.splitlines()[0], epilog=_keys_help(),
+    )
     parser.add_argument("--window", action="store_true", help="open the game in an X window and play in real time")
     parser.add_argument("--difficulty", choices=DIFFICULTIES, default=defaults.difficulty, help="CPU level")
     parser.add_argument("--seed", type=int, default=None, help="seed of the CPU's randomness (default: random)")

@@ -4,7 +4,9 @@ It opens a plain X11 window (python-xlib, no toolkit) whose client area is
 exactly the rendered view, and runs the game in real time at 60 ticks per
 second. Each tick it reads the held keys from the X server (``XQueryKeymap``),
 so key events sent with XTest (``pynput``, ``xdotool``) drive it like a keyboard.
-The keys come from the Arena's game profile, ``fightenv/profiles/arena.toml``.
+The keys come from the Arena's game profile, ``fightenv/profiles/arena.toml``:
+Right forward, Left back, Up/Down sidestep in/out, space jump, a punch, s kick,
+d guard, f grab, g special.
 
 After a KO or when the round time runs out, the final picture stays up for
 ``restart_delay_s`` with a "K.O." or "TIME" banner, and a new round starts. This
