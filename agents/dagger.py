@@ -35,6 +35,7 @@ import fightenv
 from agents.correction import AgreementTally, CorrectedPilot, CorrectionBudget, CorrectionMode, ExpertCorrector
 from agents.dataset import WindowedDataset, WindowSpec
 from agents.evaluation import evaluate, parse_button_list
+from agents.relabel import RELABEL_PILOT
 from agents.metrics import SplitReport, evaluate_split
 from agents.session import run_episode
 from agents.train import DataLayout, SplitData, TrainConfig, TrainingError, fit, predict_logits
@@ -86,6 +87,10 @@ class DaggerConfig:
     difficulty: str = _help("CPU level of the Arena", default="normal")
     seed: int = _help("seed of the episodes the policy plays and of the corrector", default=0)
     resume: bool = _help("continue the run in --out: finish the interrupted round, then the rest", default=False)
+    relabel: str = _help("instead of a round: replay the last round's episodes of this DAgger --out directory "
+                         "slowed down, and store the buttons the player presses as labels", default="")
+    relabel_episodes: int = _help("relabel: how many of the last round's episodes to replay", default=1)
+    replay_speed: float = _help("relabel: replay speed as a share of real time", default=0.5)
     progress: bool = _help("show progress bars", default=True)
 
     def __post_init__(self) -> None:
@@ -95,6 +100,8 @@ class DaggerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.budget_fraction <= 1:
             raise ValueError(f"budget_fraction must be in (0, 1], got {self.budget_fraction}")
+        if not self.replay_speed > 0:
+            raise ValueError(f"replay_speed must be positive, got {self.replay_speed}")
         if self.corrector not in ("expert", "human"):
             raise ValueError(f"corrector must be 'expert' or 'human', got {self.corrector!r}")
 
@@ -159,14 +166,14 @@ def correction_labels(corrections, mode: CorrectionMode) -> list[tuple[Trajector
     """Return each correction episode relabelled, with the mask of its steps that train the policy.
 
     Takeover and override rounds train on the steps the corrector controlled,
-    labelled with the executed buttons. Plain DAgger trains on every step the
-    corrector labelled, with its labels.
+    labelled with the executed buttons. Plain DAgger and relabelled replays
+    train on every step the corrector labelled, with its labels.
     """
     labelled = []
     for i, trajectory in enumerate(corrections.trajectories):
         fields = corrections.step_fields(i)
         length = len(trajectory.acts)
-        if mode is CorrectionMode.LABEL_ALL:
+        if mode is CorrectionMode.LABEL_ALL or corrections.episodes[i].pilot == RELABEL_PILOT:
             mask = fields.has_corrector_action[:length]
             labels = np.where(mask[:, None], fields.corrector_action[:length], 0).astype(np.float32)
         else:
@@ -377,7 +384,8 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
 
         # Retrain on demonstrations plus corrections, warm-started, with thresholds chosen on validation again.
         corrections = load_demos(corrections_path, action_offset=base.action_offset)
-        this_round = [i for i, info in enumerate(corrections.episodes) if info.round == round_index]
+        this_round = [i for i, info in enumerate(corrections.episodes)
+                      if info.round == round_index and info.pilot != RELABEL_PILOT]
         train, corrected_steps = build_training_set(data, corrections, config.mode, config.correction_weight)
         run_dir = out / f"round_{round_index}"
         resume_training = (run_dir / "checkpoint" / "state.json").exists()
@@ -421,7 +429,7 @@ def _round_episodes(store_path: Path, round_index: int) -> list[Any]:
 
     if not (store_path / "manifest.json").exists():
         return []
-    return [info for info in list_episodes(store_path) if info.round == round_index]
+    return [info for info in list_episodes(store_path) if info.round == round_index and info.pilot != RELABEL_PILOT]
 
 
 def _round_usage(store_path: Path, stored: Sequence[Any], mode: CorrectionMode) -> int:
@@ -461,3 +469,53 @@ def _count_runs(corrections, episodes: Sequence[int]) -> int:
         flags = corrections.step_fields(i).intervened.astype(np.int8)
         total += int(flags[0]) + int(np.sum((flags[1:] == 1) & (flags[:-1] == 0))) if len(flags) else 0
     return total
+
+
+def run_relabel(config: DaggerConfig) -> int:
+    """Replay the last round's episodes of ``config.relabel`` slowed down and store the player's labels.
+
+    Returns the number of relabelled steps. The next ``--resume`` round trains on them.
+    """
+    from agents.human import HumanPilot, KeyboardState
+    from agents.relabel import RelabelPilot, ReplayEnv
+    from demos.loader import load_demos
+    from demos.store import EpisodeStore
+
+    store_path = Path(config.relabel) / CORRECTIONS_DIR
+    if not (store_path / "manifest.json").exists():
+        raise DaggerError(f"no correction store in {config.relabel} ({store_path} is missing); pass the --out "
+                          "directory of an earlier dagger.py run to --relabel")
+    stored = load_demos(store_path)
+    played = [i for i, info in enumerate(stored.episodes) if info.pilot != RELABEL_PILOT and info.round > 0]
+    if not played:
+        raise DaggerError(f"{store_path} holds no episodes played by the agent yet; run a correction round first")
+    last_round = max(stored.episodes[i].round for i in played)
+    chosen = [i for i in played if stored.episodes[i].round == last_round][-config.relabel_episodes:]
+
+    keyboard = KeyboardState(stored.button_names).start()
+    logger.info("replaying %d episode(s) of round %d at %.2fx speed; press the buttons the agent should have "
+                "pressed:\n%s", len(chosen), last_round, config.replay_speed, keyboard.describe())
+    store = EpisodeStore.open(
+        store_path, "append", game=stored.game, button_names=stored.button_names, state_names=stored.state_names,
+        frame_shape=stored.frame_shape, decision_hz=stored.decision_hz,
+        session_config={"relabel": config.to_dict()}, episode_round=last_round, pilot=RELABEL_PILOT,
+    )
+    pilot = RelabelPilot(HumanPilot(keyboard, stored.decision_hz * config.replay_speed))
+    labelled = 0
+    try:
+        for i in chosen:
+            replay = ReplayEnv(stored, i, render_mode="human")
+            try:
+                result = run_episode(replay, pilot, seed=stored.episodes[i].seed, recorder=store,
+                                     should_stop=lambda: keyboard.has_event("stop"))
+            finally:
+                replay.close()
+            labelled += result.steps
+            if keyboard.has_event("stop"):
+                break
+    finally:
+        store.close()
+        keyboard.close()
+    logger.info("stored %d relabelled steps in %s; run dagger.py --resume with one more --rounds to train on them",
+                labelled, store_path)
+    return labelled

@@ -4,6 +4,8 @@
     python scripts/dagger.py --policy runs/bc --out runs/dagger --rounds 3 --episodes-per-round 10
     python scripts/dagger.py --policy runs/bc --out runs/dagger_plain --mode label_all
     python scripts/dagger.py --policy runs/bc --out runs/dagger --resume
+    python scripts/dagger.py --relabel runs/dagger --replay-speed 0.5     # replay the last round slowly
+    python scripts/dagger.py --policy runs/bc --out runs/dagger --corrector human --mode override
 
 Writes into --out: corrections/ (an episode store of every step played, with
 the agent's, the corrector's and the executed buttons), round_N/ (the policy
@@ -21,7 +23,7 @@ import logging
 import sys
 
 from agents.cli import add_dataclass_arguments, dataclass_from_args
-from agents.dagger import DaggerConfig, DaggerError, run_dagger
+from agents.dagger import DaggerConfig, DaggerError, run_dagger, run_relabel
 
 logger = logging.getLogger("dagger")
 
@@ -43,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     from demos.errors import StoreError
 
     try:
-        run_dagger(config)
+        if config.relabel:
+            run_relabel(config)
+        else:
+            run_dagger(config)
     except (DaggerError, PolicyFileError, StoreError) as error:
         logger.error("%s", error)
         return 2

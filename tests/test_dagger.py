@@ -215,3 +215,50 @@ def test_overlay_draws_controller_and_help():
     assert not np.any(np.all(quiet == HELP_COLOUR, axis=-1))
     assert np.any(np.all(helped == HELP_COLOUR, axis=-1)), "a help request draws a yellow frame"
     assert np.any(np.all(helped == PLAYER_COLOUR, axis=-1)), "buttons the player holds are drawn in orange"
+
+
+@pytest.mark.slow
+@pytest.mark.screen
+def test_relabel_replays_last_round_and_stores_labels(trained, tmp_path, xvfb_display):
+    from demos.loader import load_demos
+
+    _, run = trained
+    out = tmp_path / "relabel"
+    result = script("dagger.py", *dagger_args(run, out))
+    assert result.returncode == 0, result.stderr
+    before = load_demos(out / "corrections")
+
+    environment = {**os.environ, "DISPLAY": xvfb_display}
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "dagger.py"), "--relabel", str(out), "--replay-speed", "4"],
+            cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "press the buttons the agent should have pressed" not in stderr_path.read_text():
+                assert process.poll() is None, stderr_path.read_text()
+                assert time.monotonic() < deadline, "the replay did not start"
+                time.sleep(0.05)
+            subprocess.run(["xdotool", "keydown", "d"], env=environment, check=True)
+            time.sleep(1.0)
+            subprocess.run(["xdotool", "keyup", "d"], env=environment, check=True)
+            process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 0, stderr_path.read_text()
+
+    after = load_demos(out / "corrections")
+    assert len(after) == len(before) + 1
+    relabelled = after.episodes[-1]
+    assert relabelled.pilot == "relabel" and relabelled.round == 1
+    fields = after.step_fields(len(after) - 1)
+    replayed = before.step_fields(len(before) - 1)
+    guard = after.button_names.index("guard")
+    assert fields.has_corrector_action.all()
+    assert fields.corrector_action[:, guard].sum() >= 5, "about a second of held guard becomes labels"
+    np.testing.assert_array_equal(fields.agent_action, replayed.action[: len(fields.agent_action)])
+    np.testing.assert_array_equal(after.trajectories[-1].obs.get("frame"), before.trajectories[-1].obs.get("frame"))
