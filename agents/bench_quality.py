@@ -3,7 +3,7 @@
 One run records expert rounds (or reuses a store), trains the default recipe
 and ``--preset seed-baseline`` on the same demonstrations, scores both on the
 same held-out test episodes, and lets the expert and both policies play
-seeded rounds against the CPU. It reports each of the issue's targets:
+seeded rounds against the CPU. It reports whether the default recipe reaches these targets:
 
 - test macro F1 of the default at least 0.15 above the baseline's;
 - recall of at least 0.6 on every button held in 2% of the steps or fewer;

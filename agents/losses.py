@@ -216,7 +216,7 @@ class LogitAdjustedBCELoss(ButtonLoss):
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Which loss to train with and its parameters."""
+    """Loss kind and parameters of a training run."""
 
     kind: LossKind = LossKind.BCE
     pos_weight: PosWeightMode = PosWeightMode.NONE

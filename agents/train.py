@@ -390,6 +390,11 @@ def _epoch_permutation(n_samples: int, seed: int, epoch: int, context: Distribut
 
 def _validation_summary(config: TrainConfig, policy: ButtonPolicy, data: SplitData, loss_fn: nn.Module,
                         device: torch.device) -> tuple[dict[str, Any], SplitReport]:
+    """Score the current weights on validation after an epoch.
+
+    The thresholds behind this F1 are tuned on the same validation steps, so
+    per-epoch F1 is optimistic. Early stopping therefore uses macro AP, which needs no threshold.
+    """
     logits = predict_logits(policy, data.val, config.eval_batch_size, device)
     labels = data.val.actions.numpy()
     probabilities = _sigmoid(logits)
