@@ -36,3 +36,20 @@ def test_bench_train_rejects_unknown_trainer():
 
     with pytest.raises(ValueError, match=r"unknown trainers \['sgd'\]"):
         run_bench(BenchTrainConfig(trainers="ours,sgd"))
+
+
+@pytest.mark.slow
+def test_bench_quality_script_end_to_end(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_quality.py"), "--out", str(tmp_path), "--episodes", "6",
+         "--eval-episodes", "2", "--epochs", "1", "--num-threads", "1"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "targets: macro F1 gain" in done.stdout
+    result = json.loads((tmp_path / "bench_quality.json").read_text())
+    assert set(result["test"]) == {"default", "seed_baseline"}
+    assert set(result["arena"]) == {"expert", "default", "seed_baseline"}
+    assert result["arena"]["default"]["episodes"] == 2
+    assert (tmp_path / "default" / "policy.json").is_file()
+    assert (tmp_path / "seed_baseline" / "policy.json").is_file()
