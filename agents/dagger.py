@@ -49,7 +49,7 @@ EVAL_SEED = 100_000
 
 
 class DaggerError(Exception):
-    """A correction run cannot start or continue; the message says why and what to change."""
+    """Error raised when a correction run cannot start or continue; its message gives the cause and the fix."""
 
 
 def _help(text: str, **kwargs: Any) -> Any:

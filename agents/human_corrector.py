@@ -57,7 +57,12 @@ class CorrectionOverlay:
         bar_left, bar_right = 120, WIDTH - 50
         for i, name in enumerate(self.button_names):
             top = ROW_HEIGHT * (i + 1) + 4
-            colour = PLAYER_COLOUR if held[i] else AGENT_COLOUR if agent.action[i] else IDLE_COLOUR
+            if held[i]:
+                colour = PLAYER_COLOUR
+            elif agent.action[i]:
+                colour = AGENT_COLOUR
+            else:
+                colour = IDLE_COLOUR
             cv2.putText(image, name, (8, top + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
             cv2.rectangle(image, (bar_left, top + 4), (bar_right, top + 20), (60, 60, 60), -1)
             if probabilities is not None:

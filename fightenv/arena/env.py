@@ -237,8 +237,10 @@ class ArenaEnv(gym.Env):
         reward = (dealt - taken) / MAX_HEALTH
         player, cpu = game.fighters
         knocked_out = player.health <= 0.0 or cpu.health <= 0.0
-        if knocked_out:
-            reward += KO_REWARD if game.outcome is Outcome.WIN else -KO_REWARD if game.outcome is Outcome.LOSS else 0.0
+        if knocked_out and game.outcome is Outcome.WIN:
+            reward += KO_REWARD
+        elif knocked_out and game.outcome is Outcome.LOSS:
+            reward -= KO_REWARD
         terminated = knocked_out
         truncated = game.done and not knocked_out
 
