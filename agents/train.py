@@ -408,7 +408,9 @@ def _validation_summary(config: TrainConfig, policy: ButtonPolicy, data: SplitDa
     summary = {"val_loss": float(terms.loss), "val_bce": float(terms.bce), "val_macro_ap": report.macro_ap,
                "val_macro_f1": report.macro_f1, "val_micro_f1": report.micro_f1,
                "val_exact_match": report.exact_match, "val_binary_accuracy": report.binary_accuracy,
-               "val_ece": report.ece}
+               "val_ece": report.ece,
+               "val_per_button": {b.name: {"ap": b.ap, "f1": b.f1, "precision": b.precision, "recall": b.recall,
+                                           "threshold": b.threshold} for b in report.buttons}}
     return summary, report
 
 
@@ -598,9 +600,11 @@ def _finish(config: TrainConfig, data: SplitData, run_dir: Path, policy: ButtonP
                                        episode_lengths=dataset.episode_lengths)
         arrays[name] = (labels, probabilities)
     test_report = reports["test"]
-    table = format_split_table(test_report, title=f"test split ({data.description['kind']} split, "
-                                                   f"best epoch {state.best_epoch})")
-    print(table)
+    print(format_split_table(reports["val"], title=f"validation split, best epoch {state.best_epoch} (thresholds "
+                                                   "were chosen on these steps, so F1 here is optimistic)"))
+    print()
+    print(format_split_table(test_report, title=f"test split ({data.description['kind']} split, "
+                                                f"best epoch {state.best_epoch})"))
     if data.description["kind"] == "frames":
         print("note: validation used random steps of the training episodes, so its scores (and the early "
               "stopping) are inflated; these test episodes are held out")

@@ -71,6 +71,8 @@ def test_fit_writes_report_policy_and_scalars(tmp_path, caplog):
         assert key in test
     assert test["macro_f1"] == pytest.approx(np.mean([test["per_button"][b]["f1"] for b in BUTTONS[:4]]))
     assert len(metrics["history"]) == 2
+    assert set(metrics["history"][0]["val_per_button"]) == set(BUTTONS)
+    assert metrics["history"][0]["val_per_button"]["special"]["ap"] is None
     assert result.test_report.macro_ap == pytest.approx(test["macro_ap"])
 
     for name in ("pr_curves.png", "press_rates.png", "calibration.png", "policy.json", "policy.safetensors"):
@@ -217,4 +219,6 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert "x 2 processes" in done.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]) == 2
+    assert set(metrics["history"][0]["val_per_button"]) == set(BUTTONS)
+    assert metrics["history"][0]["val_per_button"]["special"]["ap"] is None
     assert load_policy(out).policy.has_thresholds
