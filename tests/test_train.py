@@ -202,6 +202,12 @@ def test_train_bc_script_rejects_too_few_episodes(tmp_path):
     assert "cannot split the 2 episodes" in done.stderr
     assert "Traceback" not in done.stderr
 
+    done = run_script(["--demos", str(demos), "--out", str(tmp_path / "run2"), "--split-fractions", "0", "0.5",
+                       "0.5", *SMALL_ARGS])
+    assert done.returncode == 2
+    assert "the training split of 2 episodes is empty" in done.stderr
+    assert "Traceback" not in done.stderr
+
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
