@@ -96,6 +96,13 @@ def test_fit_learns_synthetic_buttons(tmp_path):
         assert button.ap > button.prevalence + 0.1, button
 
 
+def test_fit_bf16_autocast_learns(tmp_path):
+    config = small_config(tmp_path, epochs=8, learning_rate=3e-3, precision="bf16", tensorboard=False, plots=False)
+    result = fit(config, synthetic_split(), tmp_path)
+    for button in result.test_report.buttons[:3]:
+        assert button.ap > button.prevalence + 0.1, button
+
+
 def test_resume_continues_from_checkpoint(tmp_path):
     data = synthetic_split()
     fit(small_config(tmp_path, epochs=1, tensorboard=False, plots=False), data, tmp_path)
@@ -137,6 +144,8 @@ def test_empty_split_is_rejected():
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="decision must be 'thresholds' or 'sample'"):
         TrainConfig(decision="always")
+    with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16'"):
+        TrainConfig(precision="fp16")
     with pytest.raises(ValueError, match="'focal_loss' is not a valid LossKind"):
         TrainConfig(loss="focal_loss")
 
