@@ -219,18 +219,19 @@ class CorrectedPilot:
         held = self.corrector.propose(obs, agent_decision, help_buttons)
         if self.budget.spent:
             held, self._holdoff_left = None, 0
-        if held is not None:
-            self._holdoff_left = self.holdoff_steps if self.mode is CorrectionMode.TAKEOVER else 0
-        elif self._holdoff_left > 0:
+        if held is None and self._holdoff_left > 0:
+            # The corrector has let go but keeps control: nothing is pressed, and since the corrector
+            # chose nothing for this step, the step carries no corrector label to train on.
             self._holdoff_left -= 1
-            held = np.zeros_like(agent_action)
-        else:
+            return self._decision(agent_decision, np.zeros_like(agent_action), None, intervened=True)
+        if held is None:
             self._in_control = False
             return self._decision(agent_decision, agent_action, None, intervened=False)
 
         if not self._in_control:
             self.interventions += 1
         self._in_control = True
+        self._holdoff_left = self.holdoff_steps if self.mode is CorrectionMode.TAKEOVER else 0
         self.budget.use()
         held = np.asarray(held, dtype=np.uint8)
         executed = held if self.mode is CorrectionMode.TAKEOVER else agent_action | held

@@ -165,8 +165,8 @@ def prepare_round_data(base: TrainConfig, demo_set) -> RoundData:
 def correction_labels(corrections, mode: CorrectionMode) -> list[tuple[Trajectory, np.ndarray]]:
     """Return each correction episode relabelled, with the mask of its steps that train the policy.
 
-    Takeover and override rounds train on the steps the corrector controlled,
-    labelled with the executed buttons. Plain DAgger and relabelled replays
+    Takeover and override rounds train on the steps where the corrector held
+    buttons, labelled with the executed buttons. Plain DAgger and relabelled replays
     train on every step the corrector labelled, with its labels.
     """
     labelled = []
@@ -177,7 +177,8 @@ def correction_labels(corrections, mode: CorrectionMode) -> list[tuple[Trajector
             mask = fields.has_corrector_action[:length]
             labels = np.where(mask[:, None], fields.corrector_action[:length], 0).astype(np.float32)
         else:
-            mask = fields.intervened[:length]
+            # Hold-off steps are intervened but unlabelled: the corrector had let go.
+            mask = (fields.intervened & fields.has_corrector_action)[:length]
             labels = np.asarray(trajectory.acts, dtype=np.float32)
         relabelled = Trajectory(obs=trajectory.obs, acts=labels, infos=None, terminal=trajectory.terminal)
         labelled.append((relabelled, mask))
@@ -354,7 +355,7 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
         )
         stored = _round_episodes(corrections_path, round_index)
         done = sum(1 for info in stored if not info.partial)
-        budget = CorrectionBudget(round_budget - _round_usage(corrections_path, stored, config.mode))
+        budget = CorrectionBudget(round_budget - _round_usage(corrections_path, stored))
         from agents.policy_pilot import PolicyPilot
 
         agent = PolicyPilot.from_run(previous, env=env, seed=config.seed + round_index)
@@ -410,8 +411,7 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
             "steps": steps,
             "interventions": _count_runs(corrections, this_round),
             "intervention_rate": intervened / steps if steps else 0.0,
-            "corrected_steps": intervened if config.mode is not CorrectionMode.LABEL_ALL else _labelled(corrections,
-                                                                                                     this_round),
+            "corrected_steps": _labelled(corrections, this_round),
             "corrections_per_button": per_button,
             "help_requests": pilot.help_requests,
             "training_steps": len(train),
@@ -432,8 +432,8 @@ def _round_episodes(store_path: Path, round_index: int) -> list[Any]:
     return [info for info in list_episodes(store_path) if info.round == round_index and info.pilot != RELABEL_PILOT]
 
 
-def _round_usage(store_path: Path, stored: Sequence[Any], mode: CorrectionMode) -> int:
-    """Return the corrected (or, for plain DAgger, labelled) steps that the stored episodes used."""
+def _round_usage(store_path: Path, stored: Sequence[Any]) -> int:
+    """Return the steps with a corrector label (the budget's unit) in the stored episodes."""
     from demos.loader import load_demos
 
     if not stored:
@@ -442,7 +442,7 @@ def _round_usage(store_path: Path, stored: Sequence[Any], mode: CorrectionMode) 
     used = 0
     for i in range(len(loaded)):
         fields = loaded.step_fields(i)
-        used += int((fields.has_corrector_action if mode is CorrectionMode.LABEL_ALL else fields.intervened).sum())
+        used += int(fields.has_corrector_action.sum())
     return used
 
 

@@ -72,8 +72,10 @@ def test_takeover_replaces_agent_then_holds_off():
     intervened = [d.intervened for d in decisions]
     assert intervened == [False, True, True, True, True, False, False]
     np.testing.assert_array_equal(decisions[1].action, buttons("guard"))
-    # During the hold-off the corrector holds nothing, so nothing is pressed.
+    # During the hold-off the corrector holds nothing, so nothing is pressed and nothing is labelled.
     np.testing.assert_array_equal(decisions[3].action, buttons())
+    assert decisions[3].corrector_action is None
+    np.testing.assert_array_equal(decisions[2].corrector_action, buttons("guard"))
     np.testing.assert_array_equal(decisions[5].action, buttons("forward"))
     for d in decisions:
         np.testing.assert_array_equal(d.agent_action, buttons("forward"))

@@ -65,8 +65,12 @@ def test_dagger_round_writes_store_policy_and_table(trained, tmp_path):
     assert {info.round for info in corrections.episodes} == {1}
     fields = corrections.step_fields(0)
     assert fields.has_agent_action.all(), "every step stores the agent's own choice"
-    intervened = fields.intervened
-    np.testing.assert_array_equal(fields.action[intervened], fields.corrector_action[intervened])
+    corrected = fields.intervened & fields.has_corrector_action
+    assert corrected.any()
+    np.testing.assert_array_equal(fields.action[corrected], fields.corrector_action[corrected])
+    # Hold-off steps: the corrector keeps control but has let go, so nothing is pressed.
+    hold_off = fields.intervened & ~fields.has_corrector_action
+    assert not fields.action[hold_off].any()
     assert set(fields.sources()) <= {"policy", "corrector"}
 
 
