@@ -68,10 +68,10 @@ class CorrectionBudget:
 
 
 class ExpertCorrector:
-    """The Arena's scripted expert as a corrector: takes over when the agent misplays a rare button.
+    """The Arena's scripted expert as a corrector: takes over when the agent misses a rare button.
 
-    The expert plays along in its head every step. When its choice and the
-    agent's differ on a rare button for ``takeover_delay_steps + 1`` steps in a
+    The expert plays along in its head every step. When it presses a rare
+    button that the agent does not, for ``takeover_delay_steps + 1`` steps in a
     row (the expert's own reaction delay comes on top), it takes over and keeps
     control while it holds any rare button, for at least ``min_takeover_steps``.
     With ``rare_only`` it holds only the rare buttons of its choice, as a
@@ -141,8 +141,10 @@ class ExpertCorrector:
                 self._control_steps = max(self._control_steps, 1)
             return held
 
-        disagrees = bool(np.any((expert_action != agent.action) & self.rare))
-        self._disagreeing_steps = self._disagreeing_steps + 1 if disagrees else 0
+        # Take over where the agent misses a rare button the expert presses. Extra presses are left
+        # alone: relabelling them as "released" in states where the agent guards early taught it to guard less.
+        misses = bool(np.any(expert_action.astype(bool) & ~agent.action.astype(bool) & self.rare))
+        self._disagreeing_steps = self._disagreeing_steps + 1 if misses else 0
         if self._disagreeing_steps > self.takeover_delay_steps:
             self._disagreeing_steps = 0
             self._control_steps = self.min_takeover_steps - 1
