@@ -91,6 +91,7 @@ class DaggerConfig:
                          "slowed down, and store the buttons the player presses as labels", default="")
     relabel_episodes: int = _help("relabel: how many of the last round's episodes to replay", default=1)
     replay_speed: float = _help("relabel: replay speed as a share of real time", default=0.5)
+    skip_bad: bool = _help("leave out corrupt or truncated demo episode files with a warning", default=False)
     progress: bool = _help("show progress bars", default=True)
 
     def __post_init__(self) -> None:
@@ -317,7 +318,10 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
     # The starting run fixes the demonstrations, their split and the network options.
     base = load_base_config(Path(config.policy))
     demos_path = config.demos or base.demos
-    demo_set = load_demos(demos_path, action_offset=base.action_offset)
+    demo_set = load_demos(demos_path, action_offset=base.action_offset, skip_bad=config.skip_bad)
+    from agents.policy_files import load_policy
+
+    load_policy(config.policy, store=demo_set)  # the policy must fit the demonstrations it is corrected against
     data = prepare_round_data(base, demo_set)
     env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty)
     # A person needs to see the game; the expert corrector plays headless.

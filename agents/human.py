@@ -110,10 +110,12 @@ class KeyboardState:
         self._listener = None
 
     def start(self) -> KeyboardState:
-        """Start listening; raises ``RuntimeError`` when no X display is available."""
+        """Start listening; raises ``DisplayError`` (a ``RuntimeError``) when no X display is available."""
         if not os.environ.get("DISPLAY"):
             wayland = " (Wayland is not supported; run an X11 session)" if os.environ.get("WAYLAND_DISPLAY") else ""
-            raise RuntimeError(
+            from fightenv.arena.env import DisplayError
+
+            raise DisplayError(
                 f"--pilot human reads the keyboard through an X display, but DISPLAY is unset{wayland}. "
                 f"Run it in an X11 desktop session, or under Xvfb for tests."
             )

@@ -80,6 +80,8 @@ class TrainConfig:
                            "random-frame split (overrides loss, pos_weight, threshold_mode, split, calibrate)",
                            default=Preset.DEFAULT)
     resume: bool = _help("continue the run in --out from its last checkpoint", default=False)
+    skip_bad: bool = _help("leave out corrupt or truncated episode files with a warning instead of stopping",
+                           default=False)
     init_from: str = _help("start from the weights of this policy run directory (warm start, as in DAgger "
                            "rounds); the architecture options must match it", default="")
     epochs: int = _help("maximum number of epochs", default=30)
@@ -664,6 +666,6 @@ def run(config: TrainConfig) -> TrainResult:
     logger.info("config: %s", json.dumps(config.to_dict()))
     if int(os.environ.get("RANK", "0")) == 0:
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    demo_set = load_demos(config.demos, action_offset=config.action_offset)
+    demo_set = load_demos(config.demos, action_offset=config.action_offset, skip_bad=config.skip_bad)
     data = split_demo_set(config, demo_set)
     return fit(config, data, run_dir)

@@ -313,7 +313,7 @@ def _read_episode(
         raise CorruptEpisodeError(
             path_text,
             f"episode file {path_text} is truncated: it has {len(data)} bytes, but {indexed.bytes} were written. "
-            f"Load the store with skip_bad=True to skip this episode, or delete the file.",
+            f"Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, or delete the file.",
         )
     parsed = records.parse_records(data, path_text)
     if not parsed.records or parsed.records[0].kind != records.KIND_BEGIN:
@@ -327,7 +327,7 @@ def _read_episode(
         raise CorruptEpisodeError(
             path_text,
             f"episode file {path_text} is truncated: its end record is missing although the episode was finished. "
-            f"Load the store with skip_bad=True to skip this episode, or delete the file.",
+            f"Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, or delete the file.",
         )
     stored_steps = sum(r.header["steps"] for r in chunks)
     if end is None:
@@ -366,7 +366,7 @@ def _plan_episode(file_path: Path, indexed: IndexEntry | None) -> _EpisodePlan |
         raise CorruptEpisodeError(
             str(file_path),
             f"episode file {file_path} is truncated: its complete records end at byte {size_bytes}, "
-            f"but {indexed.bytes} bytes were written. Load the store with skip_bad=True to skip this episode, "
+            f"but {indexed.bytes} bytes were written. Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, "
             f"or delete the file.",
         )
     if not headers or headers[0][0].get("kind") != records.KIND_BEGIN:
@@ -399,7 +399,7 @@ def _load_episode(
         raise CorruptEpisodeError(
             str(plan.path),
             f"episode file {plan.path} changed while it was loaded, or its records fail their checks; "
-            f"load again, or pass skip_bad=True to skip it.",
+            f"load again, or pass --skip-bad (skip_bad=True to load_demos) to leave it out.",
         )
     info, chunks, end, path_text = read.info, read.chunks, read.end, read.path_text
     stored_steps = info.length

@@ -103,11 +103,16 @@ def build_report(
         warning = None
         if stat.press_events == 0:
             warning = f"button {stat.name!r} is never pressed: a policy cannot learn it from this store"
-        elif stat.press_events < min_press_events or stat.press_rate < rare_press_rate:
+        elif stat.press_rate < rare_press_rate:
             warning = (
                 f"button {stat.name!r} is barely pressed ({stat.press_events} press events, "
                 f"{100 * stat.press_rate:.2f}% of steps): expect a policy that never presses it "
                 f"unless training reweights it"
+            )
+        elif stat.press_events < min_press_events:
+            warning = (
+                f"button {stat.name!r} has only {stat.press_events} press events ({100 * stat.press_rate:.2f}% of "
+                f"steps): too few to learn when to press it or to validate it; record more episodes"
             )
         if warning:
             warnings.append(warning)

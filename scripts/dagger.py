@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> DaggerConfig:
     try:
         return dataclass_from_args(DaggerConfig, namespace)
     except ValueError as error:
-        parser.error(str(error))
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,13 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     from agents.policy_files import PolicyFileError
     from demos.errors import StoreError
+    from fightenv.arena.env import DisplayError
 
     try:
         if config.relabel:
             run_relabel(config)
         else:
             run_dagger(config)
-    except (DaggerError, PolicyFileError, StoreError) as error:
+    except (DaggerError, PolicyFileError, StoreError, DisplayError) as error:
         logger.error("%s", error)
         return 2
     return 0

@@ -80,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, TypeError) as error:
         logger.error("%s", error)
         return 2
+    except Exception as error:
+        from agents.policy_files import PolicyFileError
+
+        if isinstance(error, PolicyFileError):
+            logger.error("%s", error)
+            return 2
+        raise
 
     print(report.table())
     if config.json:

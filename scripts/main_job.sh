@@ -17,14 +17,14 @@ log() { printf '\n== %s\n' "$*"; }
 log "1/5 record 50 expert rounds"
 $python scripts/collect_demos.py --pilot expert --episodes 50 --seed 0 --out "$OUT/demos"
 
-log "2/5 train the BC policy (weighted BCE, calibrated per-button thresholds)"
+log "2/5 train the BC policy (per-button thresholds tuned on validation episodes)"
 $python scripts/train_bc.py --demos "$OUT/demos" --out "$OUT/bc" --no-progress
 
 log "3/5 one correction round with the expert corrector"
 $python scripts/dagger.py --policy "$OUT/bc" --out "$OUT/dagger" --rounds 1 --episodes-per-round 10 \
     --eval-episodes 50 --no-progress
 
-log "4/5 evaluate the expert on the same seeds"
+log "4/5 evaluate the expert on the seeds the policies were evaluated on"
 $python scripts/evaluate.py --pilot expert --episodes 50 --seed 100000 --json "$OUT/expert.json" 2>/dev/null
 
 log "5/5 report"

@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     try:
         return dataclass_from_args(TrainConfig, namespace)
     except ValueError as error:
-        parser.error(str(error))
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as error:
         # Store errors (missing, empty or mismatched demos) come from the demos package.
+        from agents.policy_files import PolicyFileError
         from demos.errors import StoreError
 
-        if isinstance(error, StoreError):
+        if isinstance(error, (StoreError, PolicyFileError)):
             logger.error("%s", error)
             return 2
         raise

@@ -79,7 +79,7 @@ def test_human_render_opens_window(xvfb_display, monkeypatch):
 
 def test_human_render_without_display_raises(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
-    with pytest.raises(RuntimeError, match="render_mode='human' needs an X display, but DISPLAY is not set"):
+    with pytest.raises(RuntimeError, match="showing the game needs an X display, but DISPLAY is not set"):
         gym.make(fightenv.ARENA_ID, render_mode="human")
 
 

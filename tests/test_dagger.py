@@ -266,3 +266,19 @@ def test_relabel_replays_last_round_and_stores_labels(trained, tmp_path, xvfb_di
     assert fields.corrector_action[:, guard].sum() >= 5, "about a second of held guard becomes labels"
     np.testing.assert_array_equal(fields.agent_action, replayed.action[: len(fields.agent_action)])
     np.testing.assert_array_equal(after.trajectories[-1].obs.get("frame"), before.trajectories[-1].obs.get("frame"))
+
+
+@pytest.mark.slow
+def test_dagger_demos_with_other_buttons(trained, tmp_path):
+    import shutil
+
+    demos, run = trained
+    other = tmp_path / "other_demos"
+    shutil.copytree(demos, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["button_names"] = [("taunt" if name == "special" else name) for name in manifest["button_names"]]
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    result = script("dagger.py", *dagger_args(run, tmp_path / "out", "--demos", str(other)))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "taunt" in result.stderr and "special" in result.stderr

@@ -59,6 +59,7 @@ def test_evaluate_masked_buttons_never_pressed(tmp_path):
         (["--difficulty", "insane"], "unknown difficulty 'insane'; choose one of easy, normal, hard"),
         (["--pilot", "robot"], 'unknown pilot \'robot\'; use "expert" or "policy:RUN_DIR"'),
         (["--episodes", "0"], "episodes must be at least 1, got 0"),
+        (["--pilot", "policy:/nonexistent"], "policy config not found: /nonexistent/policy.json"),
     ],
 )
 def test_evaluate_bad_arguments(args, message):

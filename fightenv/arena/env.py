@@ -289,12 +289,17 @@ class ArenaEnv(gym.Env):
         }
 
 
+class DisplayError(RuntimeError):
+    """Error raised when a window or the keyboard is needed but no X display is available."""
+
+
 def require_display() -> None:
     """Raise a clear error where a window cannot open; OpenCV would abort the whole process instead."""
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-        raise RuntimeError(
-            "render_mode='human' needs an X display, but DISPLAY is not set; run on a desktop session, "
-            "start a virtual one (Xvfb :99 & export DISPLAY=:99), or use render_mode='rgb_array'"
+        raise DisplayError(
+            "showing the game needs an X display, but DISPLAY is not set. Run on a desktop session or start a "
+            "virtual one (Xvfb :99 & export DISPLAY=:99). Headless work needs none: --pilot expert, "
+            "--corrector expert, or render_mode='rgb_array' in Python"
         )
 
 
