@@ -164,8 +164,8 @@ def parse_records(data: bytes | memoryview, path: str) -> ParsedFile:
             raise CorruptEpisodeError(
                 path,
                 f"episode file {path} is corrupt: expected a record marker {MAGIC!r} at byte {position}, "
-                f"found {bytes(magic)!r}. Load the store with skip_bad=True to skip this episode, "
-                f"or delete the file.",
+                f"found {bytes(magic)!r}. Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this "
+                f"episode out, or delete the file.",
             )
         header_start = position + PREFIX_BYTES
         payload_start = header_start + header_len
@@ -178,13 +178,14 @@ def parse_records(data: bytes | memoryview, path: str) -> ParsedFile:
             raise CorruptEpisodeError(
                 path,
                 f"episode file {path} is corrupt: the record at byte {position} fails its CRC32 checksum. "
-                f"Load the store with skip_bad=True to skip this episode, or delete the file.",
+                f"Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, or delete the file.",
             )
         try:
             header = json.loads(bytes(header_bytes))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise CorruptEpisodeError(
-                path, f"episode file {path} is corrupt: the record header at byte {position} is not JSON ({error})."
+                path, f"episode file {path} is corrupt: the record header at byte {position} is not JSON ({error}). "
+                    f"Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, or delete the file."
             ) from error
         records.append(Record(header, payload, position, end))
         position = end
@@ -208,7 +209,7 @@ def iter_headers(path: str) -> Iterator[tuple[dict[str, Any], int, int]]:
                 raise CorruptEpisodeError(
                     path,
                     f"episode file {path} is corrupt: expected a record marker {MAGIC!r} at byte {position}. "
-                    f"Load the store with skip_bad=True to skip this episode, or delete the file.",
+                    f"Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, or delete the file.",
                 )
             end = position + PREFIX_BYTES + header_len + payload_len
             if end > size:
@@ -219,7 +220,8 @@ def iter_headers(path: str) -> Iterator[tuple[dict[str, Any], int, int]]:
                 header = json.loads(header_bytes)
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
                 raise CorruptEpisodeError(
-                    path, f"episode file {path} is corrupt: the record header at byte {position} is not JSON ({error})."
+                    path, f"episode file {path} is corrupt: the record header at byte {position} is not JSON ({error}). "
+                    f"Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, or delete the file."
                 ) from error
             yield header, position, end
             position = end
