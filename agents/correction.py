@@ -85,7 +85,7 @@ class ExpertCorrector:
         button_names: Sequence[str],
         rare_buttons: Sequence[str],
         seed: int | None = None,
-        takeover_delay_steps: int = 1,
+        takeover_delay_steps: int = 0,
         min_takeover_steps: int = 2,
         style: ExpertStyle | None = None,
         rare_only: bool = False,
