@@ -49,3 +49,18 @@ def dataclass_from_args(cls: type, namespace: argparse.Namespace) -> Any:
         value = getattr(namespace, field.name)
         values[field.name] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
+
+
+def parse_config(cls: type, description: str | None, argv: list[str] | None = None) -> Any:
+    """Parse ``argv`` into an instance of the config dataclass ``cls``.
+
+    An invalid value that the dataclass rejects exits with status 2 and its one-line message, without
+    argparse's usage text.
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataclass_arguments(parser, cls)
+    namespace = parser.parse_args(argv)
+    try:
+        return dataclass_from_args(cls, namespace)
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")

@@ -18,24 +18,17 @@ Exit status: 0 on success, 2 on invalid options, policy, demos or run directory.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from agents.cli import add_dataclass_arguments, dataclass_from_args
+from agents.cli import parse_config
 from agents.dagger import DaggerConfig, DaggerError, run_dagger, run_relabel
 
 logger = logging.getLogger("dagger")
 
 
 def parse_args(argv: list[str] | None = None) -> DaggerConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataclass_arguments(parser, DaggerConfig)
-    namespace = parser.parse_args(argv)
-    try:
-        return dataclass_from_args(DaggerConfig, namespace)
-    except ValueError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return parse_config(DaggerConfig, __doc__, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

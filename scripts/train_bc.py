@@ -15,11 +15,10 @@ Exit status: 0 on success, 2 on invalid options, demos or run directory.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from agents.cli import add_dataclass_arguments, dataclass_from_args
+from agents.cli import parse_config
 from agents.checkpoint import CheckpointError
 from agents.train import TrainConfig, TrainingError, run
 
@@ -27,13 +26,7 @@ logger = logging.getLogger("train_bc")
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataclass_arguments(parser, TrainConfig)
-    namespace = parser.parse_args(argv)
-    try:
-        return dataclass_from_args(TrainConfig, namespace)
-    except ValueError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return parse_config(TrainConfig, __doc__, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
