@@ -70,9 +70,9 @@ class CorrectionBudget:
 class ExpertCorrector:
     """The Arena's scripted expert as a corrector: takes over when the agent misses a rare button.
 
-    The expert plays along in its head every step. When it presses a rare
-    button that the agent does not, for ``takeover_delay_steps + 1`` steps in a
-    row (the expert's own reaction delay comes on top), it takes over and keeps
+    The expert plays along in its head every step. When it starts pressing a
+    rare button that the agent does not press, for ``takeover_delay_steps + 1``
+    steps in a row (the expert's own reaction delay comes on top), it takes over and keeps
     control while it holds any rare button, for at least ``min_takeover_steps``.
     With ``rare_only`` it holds only the rare buttons of its choice, as a
     player who supplies just the missed guard in override mode.
@@ -109,6 +109,8 @@ class ExpertCorrector:
         self._current = np.zeros(len(button_names), dtype=np.uint8)
         self._disagreeing_steps = 0
         self._control_steps = 0
+        self._held_steps = np.zeros(len(button_names), dtype=np.int64)
+        """Per button, how many steps in a row the expert has held it."""
 
     def reset(self, env: gym.Env, seed: int | None) -> None:
         arena = env.unwrapped
@@ -122,11 +124,13 @@ class ExpertCorrector:
         self._expert = ArenaExpert(self.style, expert_seed, arena.frame_skip)
         self._disagreeing_steps = 0
         self._control_steps = 0
+        self._held_steps[:] = 0
 
     def _think(self) -> np.ndarray:
         if self._expert is None or self._env is None:
             raise RuntimeError("call reset(env, seed) before asking the corrector")
         self._current = self._expert.act(self._env.game)
+        self._held_steps = np.where(self._current != 0, self._held_steps + 1, 0)
         return self._current
 
     def label(self, obs: Observation) -> np.ndarray:
@@ -141,9 +145,12 @@ class ExpertCorrector:
                 self._control_steps = max(self._control_steps, 1)
             return held
 
-        # Take over where the agent misses a rare button the expert presses. Extra presses are left
-        # alone: relabelling them as "released" in states where the agent guards early taught it to guard less.
-        misses = bool(np.any(expert_action.astype(bool) & ~agent.action.astype(bool) & self.rare))
+        # Take over where the agent misses the start of a rare press. Extra presses are left alone
+        # (relabelling early guards as releases taught the agent to guard less), and so are the tails of
+        # long holds: the expert sees the opponent late, so the end of its guard often comes after the
+        # attack is over, and labels there taught the agent to guard through punish windows.
+        fresh = self._held_steps <= 1 + self.takeover_delay_steps
+        misses = bool(np.any(expert_action.astype(bool) & ~agent.action.astype(bool) & self.rare & fresh))
         self._disagreeing_steps = self._disagreeing_steps + 1 if misses else 0
         if self._disagreeing_steps > self.takeover_delay_steps:
             self._disagreeing_steps = 0
