@@ -65,13 +65,15 @@ def parse_args(argv: list[str] | None = None) -> CollectConfig:
 
 def main(argv: list[str] | None = None) -> int:
     from fightenv.arena.env import DisplayError
+    from fightenv.screen.capture import CaptureError
+    from fightenv.screen.checks import CapabilityError
 
     configure_logging()
     config = parse_args(argv)
     logger.info("config: %s", json.dumps(asdict(config)))
     try:
         result = run_collection(config)
-    except (StoreError, ValueError, DisplayError) as error:
+    except (StoreError, ValueError, DisplayError, CapabilityError, CaptureError) as error:
         logger.error("%s", error)
         return 2
     if isinstance(result, CollectResult):

@@ -44,3 +44,15 @@ def test_config_errors_skip_usage_dump(tmp_path):
 def test_train_bc_offers_skip_bad():
     result = run("train_bc.py", "--help")
     assert "--skip-bad" in result.stdout
+
+
+@pytest.mark.screen
+def test_profile_window_not_found(tmp_path, xvfb_display):
+    profile = tmp_path / "nosuch.toml"
+    text = (ROOT / "fightenv" / "profiles" / "arena.toml").read_text()
+    profile.write_text(text.replace('title = "fightenv Arena"', 'title = "No Such Game"'))
+    result = run("collect_demos.py", "--pilot", "human", "--profile", str(profile), "--episodes", "1",
+                 "--out", str(tmp_path / "store"), env={**os.environ, "DISPLAY": xvfb_display})
+    assert result.returncode == 2
+    assert "no visible window title contains 'No Such Game'" in result.stderr
+    assert "Traceback" not in result.stderr
