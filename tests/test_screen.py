@@ -366,3 +366,37 @@ def test_preprocess_rejects_crop_outside_capture():
     pixels = np.zeros((480, 640, 4), dtype=np.uint8)
     with pytest.raises(CaptureError, match=r"\[frame\] crop \[600, 0, 100, 100\] reaches outside the 640x480 capture"):
         preprocess(pixels, FrameSpec(crop=(600, 0, 100, 100)))
+
+
+def test_black_capture_is_no_ko(display):
+    """An unmapped window captures black: no reward, no KO by the end probe, truncated after a second."""
+    window = launch_arena_window(display, "--seed", "11", "--round-time", "30")
+    env = gym.make(fightenv.SCREEN_ID, profile=str(ARENA_PROFILE))
+    window_ids: list[str] = []
+    try:
+        env.reset()
+        for _ in range(5):
+            env.step(np.zeros(10, dtype=np.int8))
+        # Other tests of this module may have an Arena window open too: unmap every one, map them back after.
+        window_ids = subprocess.run(["xdotool", "search", "--name", "fightenv Arena"], capture_output=True,
+                                    text=True, env={**os.environ, "DISPLAY": display}, check=True).stdout.split()
+        for window_id in window_ids:
+            subprocess.run(["xdotool", "windowunmap", window_id], env={**os.environ, "DISPLAY": display}, check=True)
+        rewards, ends = [], []
+        for _ in range(60):
+            _, reward, terminated, truncated, info = env.step(np.zeros(10, dtype=np.int8))
+            rewards.append(reward)
+            if terminated or truncated:
+                ends.append((terminated, truncated, info["outcome"]))
+                break
+    finally:
+        env.close()
+        for window_id in window_ids:
+            subprocess.run(["xdotool", "windowmap", window_id], env={**os.environ, "DISPLAY": display}, check=False)
+        window.terminate()
+        window.wait(timeout=10)
+    assert ends, "a second of black capture should end the episode"
+    terminated, truncated, outcome = ends[0]
+    assert truncated and not terminated
+    assert outcome is None, "a black frame must not read as a KO"
+    assert all(reward == 0.0 for reward in rewards[2:])

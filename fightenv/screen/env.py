@@ -331,17 +331,26 @@ class ScreenEnv(gym.Env):
         self.timer.mark_step(self._last_grab.timestamp_s, overrun)
         self._steps += 1
 
-        reward = sum(
-            weight * (reading.values[name] - previous.values[name])
-            for name, weight in self.profile.reward_weights.items()
-        )
         terminated = truncated = False
         outcome = None
-        for end in self.profile.episode.end:
-            if _holds(end.conditions, reading.values):
-                outcome = self._outcome(end.outcome, reading)
-                truncated, terminated = end.truncated, not end.truncated
-                break
+        if self.monitor.black_since_s is not None:
+            # A black capture reads as empty bars: it says nothing about the game, so it earns no reward and
+            # ends no episode by its probes. Rewards resume against the last frame that showed the game.
+            self._last_reading = previous
+            reward = 0.0
+            if self.monitor.black_s(self._last_grab.timestamp_s) > BLACK_WARN_S:
+                logger.warning("ending the episode as truncated: %s", self.capture.diagnose_black())
+                truncated = True
+        else:
+            reward = sum(
+                weight * (reading.values[name] - previous.values[name])
+                for name, weight in self.profile.reward_weights.items()
+            )
+            for end in self.profile.episode.end:
+                if _holds(end.conditions, reading.values):
+                    outcome = self._outcome(end.outcome, reading)
+                    truncated, terminated = end.truncated, not end.truncated
+                    break
         if self._end_requested:
             self._end_requested = False
             terminated = terminated or not truncated
