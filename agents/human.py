@@ -423,8 +423,12 @@ def record_human_session(env: gym.Env, store, config, keyboard_state: KeyboardSt
                 last = store.episodes_written[-1] if store.episodes_written else None
                 store.append_telemetry({"episode_id": last.episode_id if last else None, **telemetry})
                 keys.take_event("end")
-                if keys.take_event("discard"):
+                # An episode stopped before its first step (for example while a real game's reset waited for
+                # the round to start) holds nothing worth keeping.
+                if keys.take_event("discard") or episode.steps == 0:
                     store.discard_last_episode()
+                    if keys.take_event("stop"):
+                        break
                     continue
                 result.episodes += 1
                 result.steps += episode.steps
