@@ -408,9 +408,11 @@ def record_human_session(env: gym.Env, store, config, keyboard_state: KeyboardSt
                     break
 
                 keys.clear_events()
+                # The start hotkey starts the episode now: a real game's env does not wait for its start probes.
                 episode = run_episode(
                     env, pilot, seed=config.seed + number, recorder=store, max_steps=config.max_steps,
                     should_stop=lambda: keys.has_event("end") or keys.has_event("discard") or keys.has_event("stop"),
+                    reset_options={"start_now": True} if screen_profile is not None else None,
                 )
                 number += 1
                 status.end_line()

@@ -91,15 +91,17 @@ def run_episode(
     recorder: Recorder | None = None,
     max_steps: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    reset_options: dict[str, Any] | None = None,
 ) -> EpisodeResult:
     """Play one episode of ``env`` with ``pilot``, recording each step when a recorder is given.
 
     The episode ends when the env terminates or truncates, after ``max_steps``
     steps, or when ``should_stop()`` returns True (checked before each step).
+    ``reset_options`` go to ``env.reset``.
     Each recorded step carries a monotonic timestamp taken just before the
     pilot decides, so the recorder stores when the observation was seen.
     """
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed, options=reset_options)
     pilot.reset(env, seed)
     if recorder is not None:
         recorder.begin_episode(seed, obs)

@@ -400,3 +400,19 @@ def test_black_capture_is_no_ko(display):
     assert truncated and not terminated
     assert outcome is None, "a black frame must not read as a KO"
     assert all(reward == 0.0 for reward in rewards[2:])
+
+
+def test_reset_start_now_skips_start_probes(display, arena_window):
+    env = gym.make(fightenv.SCREEN_ID, profile=str(ARENA_PROFILE))
+    try:
+        env.reset()
+        for _ in range(30):  # two seconds into the round: the start probes no longer hold
+            obs, *_ = env.step(np.zeros(10, dtype=np.int8))
+        started_s = time.monotonic()
+        obs, _ = env.reset(options={"start_now": True})
+        waited_s = time.monotonic() - started_s
+    finally:
+        env.close()
+    time_left = obs["state"][STATE_FEATURES.index("time_left")]
+    assert time_left < 0.97, "the round was already under way"
+    assert waited_s < 1.0

@@ -78,8 +78,9 @@ class ScreenEnv(gym.Env):
 
     ``reset`` releases every key, then captures at the decision rate until all
     ``[episode] start`` conditions hold, or the ``episode_start`` hotkey is
-    pressed. It raises ``TimeoutError`` after ``start_timeout_s`` and
-    ``StopRequested`` after the stop hotkey.
+    pressed; ``reset(options={"start_now": True})`` starts at once. It raises
+    ``TimeoutError`` after ``start_timeout_s`` and ``StopRequested`` after the
+    stop hotkey.
 
     ## Termination and truncation
 
@@ -258,7 +259,9 @@ class ScreenEnv(gym.Env):
         self._end_requested = self._start_requested = False
         self.timer.reset()
 
-        # Wait for the start conditions, at the decision rate.
+        # Wait for the start conditions, at the decision rate, unless the caller starts the episode now
+        # (options={"start_now": True}, as a person's start hotkey does in a recording session).
+        start_now = bool(options and options.get("start_now"))
         start = self.profile.episode.start
         timeout_s = self.profile.episode.start_timeout_s
         waited_from_s = time.monotonic()
@@ -270,7 +273,7 @@ class ScreenEnv(gym.Env):
             now_s = self._last_grab.timestamp_s
             if self.monitor.black_s(now_s) > BLACK_WARN_S:
                 raise CaptureError(self.capture.diagnose_black())
-            if self._start_requested or _holds(start, reading.values):
+            if start_now or self._start_requested or _holds(start, reading.values):
                 break
             if now_s - waited_from_s > timeout_s:
                 details = {c.probe: round(reading.values[c.probe], 3) for c in start}
