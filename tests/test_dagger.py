@@ -58,7 +58,8 @@ def test_dagger_round_writes_store_policy_and_table(trained, tmp_path):
         assert key in rounds[1]
     assert rounds[1]["episodes"] == 2
     assert (out / "round_1" / "policy.safetensors").is_file()
-    assert "round" in result.stdout and "win" in result.stdout
+    assert "round" in result.stdout
+    assert "win" in result.stdout
 
     corrections = load_demos(out / "corrections")
     assert len(corrections) == 2
@@ -126,7 +127,8 @@ def test_dagger_resumes_interrupted_round(trained, tmp_path):
 def test_dagger_missing_policy(tmp_path):
     result = script("dagger.py", "--policy", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert "no policy found in" in result.stderr and "policy.json is missing" in result.stderr
+    assert "no policy found in" in result.stderr
+    assert "policy.json is missing" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -142,7 +144,8 @@ def test_dagger_policy_with_other_buttons(trained, tmp_path):
     (other / "policy.json").write_text(json.dumps(config))
     result = script("dagger.py", *dagger_args(other, tmp_path / "out"))
     assert result.returncode == 2
-    assert "FORWARD" in result.stderr and "forward" in result.stderr
+    assert "FORWARD" in result.stderr
+    assert "forward" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -258,7 +261,8 @@ def test_relabel_replays_last_round_and_stores_labels(trained, tmp_path, xvfb_di
     after = load_demos(out / "corrections")
     assert len(after) == len(before) + 1
     relabelled = after.episodes[-1]
-    assert relabelled.pilot == "relabel" and relabelled.round == 1
+    assert relabelled.pilot == "relabel"
+    assert relabelled.round == 1
     fields = after.step_fields(len(after) - 1)
     replayed = before.step_fields(len(before) - 1)
     guard = after.button_names.index("guard")
@@ -281,4 +285,5 @@ def test_dagger_demos_with_other_buttons(trained, tmp_path):
     result = script("dagger.py", *dagger_args(run, tmp_path / "out", "--demos", str(other)))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "taunt" in result.stderr and "special" in result.stderr
+    assert "taunt" in result.stderr
+    assert "special" in result.stderr
