@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
+
+# A runner that starts the suite in the background (`cmd &` in a non-interactive shell) leaves SIGINT
+# ignored, and every child process inherits that, so tests that stop a child with Ctrl+C would hang.
+# A handler, unlike SIG_IGN, is reset to the default in children.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
