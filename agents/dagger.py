@@ -310,7 +310,7 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
     out = Path(config.out)
     rounds_path = out / ROUNDS_FILE
     if rounds_path.exists() and not config.resume:
-        raise DaggerError(f"{out} already holds correction rounds; pass --resume to continue them or choose "
+        raise DaggerError(f"{out} already contains correction rounds; pass --resume to continue them or choose "
                           "another --out")
     out.mkdir(parents=True, exist_ok=True)
     logger.info("config: %s", json.dumps(config.to_dict()))
@@ -492,7 +492,7 @@ def run_relabel(config: DaggerConfig) -> int:
     stored = load_demos(store_path)
     played = [i for i, info in enumerate(stored.episodes) if info.pilot != RELABEL_PILOT and info.round > 0]
     if not played:
-        raise DaggerError(f"{store_path} holds no episodes played by the agent yet; run a correction round first")
+        raise DaggerError(f"{store_path} contains no episodes played by the agent yet; run a correction round first")
     last_round = max(stored.episodes[i].round for i in played)
     chosen = [i for i in played if stored.episodes[i].round == last_round][-config.relabel_episodes:]
 

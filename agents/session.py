@@ -32,7 +32,7 @@ class Decision:
 
     action: np.ndarray
     source: str
-    """Who chose ``action``: "expert", "human", "policy" or "corrector"."""
+    """Source of ``action``: "expert", "human", "policy" or "corrector"."""
     agent_action: np.ndarray | None = None
     corrector_action: np.ndarray | None = None
     intervened: bool = False
@@ -65,13 +65,13 @@ class Recorder(Protocol):
 
 @dataclass
 class EpisodeResult:
-    """What one episode of a session produced."""
+    """Result of one episode of a session."""
 
     seed: int | None
     steps: int
     total_reward: float
     outcome: str | None
-    """"win", "loss" or "draw" on the Arena; None when the game does not say."""
+    """"win", "loss" or "draw" on the Arena; None when the game reports no outcome."""
     terminated: bool
     actions: np.ndarray
     """``(steps, n_buttons)`` uint8: the executed buttons."""

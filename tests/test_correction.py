@@ -80,7 +80,8 @@ def test_takeover_replaces_agent_then_holds_off():
     for d in decisions:
         np.testing.assert_array_equal(d.agent_action, buttons("forward"))
     assert pilot.interventions == 1
-    assert decisions[1].source == "corrector" and decisions[0].source == "policy"
+    assert decisions[1].source == "corrector"
+    assert decisions[0].source == "policy"
 
 
 def test_override_adds_corrector_buttons():
@@ -142,7 +143,7 @@ def test_expert_corrector_rejects_unknown_rare_button():
         ExpertCorrector(BUTTONS, ("guard", "block"))
 
 
-def test_expert_corrector_takes_over_a_passive_agent_on_the_arena():
+def test_expert_corrector_takes_over_passive_agent():
     env = gym.make(fightenv.ARENA_ID)
     corrector = ExpertCorrector(BUTTONS, ("guard", "grab", "special"), seed=0)
     pilot = CorrectedPilot(ScriptedAgent(), corrector, CorrectionMode.TAKEOVER, CorrectionBudget(10_000))

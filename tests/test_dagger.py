@@ -156,7 +156,7 @@ def test_dagger_refuses_existing_run_without_resume(trained, tmp_path):
     (out / "rounds.json").write_text(json.dumps({"rounds": []}))
     result = script("dagger.py", *dagger_args(run, out))
     assert result.returncode == 2
-    assert "already holds correction rounds; pass --resume" in result.stderr
+    assert "already contains correction rounds; pass --resume" in result.stderr
 
 
 @pytest.mark.slow
