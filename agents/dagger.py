@@ -11,6 +11,16 @@ One round:
 3. the round is scored on the same validation and test episodes as the
    starting policy, and played against the CPU.
 
+With ``profile`` set, the policy plays a real game window through the screen
+env (``fightenv/Screen-v0``) and only a person can correct it, because the
+expert corrector reads the Arena's true game state. A real game has no CPU to
+play scoring rounds against, so step 3 keeps the offline scores and fills
+``win_rate`` from the outcomes the profile's ``[[episode.end]]`` probes gave
+the round's own corrected episodes (wins over episodes with a win, loss or
+draw; None when none had one). That number measures agent and corrector
+together, and ``win_rate_source`` is "corrected_episodes". The closed-loop
+recall and press-rate fields are None and ``eval_episodes`` is 0.
+
 ``OUT/rounds.json`` holds one row per finished round (round 0 is the starting
 policy). A run that stops mid-round keeps the episodes already stored, and
 ``resume=True`` collects only the missing ones before retraining.
@@ -39,6 +49,7 @@ from agents.relabel import RELABEL_PILOT
 from agents.metrics import SplitReport, evaluate_split
 from agents.session import run_episode
 from agents.train import DataLayout, SplitData, TrainConfig, TrainingError, fit, predict_logits
+from fightenv.screen.env import StopRequested
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +79,8 @@ class DaggerConfig:
     rounds: int = _help("correction rounds to run", default=3)
     episodes_per_round: int = _help("episodes the policy plays per round", default=10)
     corrector: str = _help("who corrects: expert (the Arena's scripted expert, unattended) or human", default="expert")
+    profile: str = _help("game profile (TOML) of a game window for the policy to play through the screen env, "
+                         "corrected by --corrector human; default: the built-in Arena env", default="")
     mode: CorrectionMode = _help("takeover: the corrector's buttons replace the agent's; override: they are added; "
                                  "label_all: plain DAgger, the corrector labels every step without taking over",
                                  default=CorrectionMode.TAKEOVER)
@@ -105,6 +118,12 @@ class DaggerConfig:
             raise ValueError(f"replay_speed must be positive, got {self.replay_speed}")
         if self.corrector not in ("expert", "human"):
             raise ValueError(f"corrector must be 'expert' or 'human', got {self.corrector!r}")
+        if self.profile and self.corrector != "human":
+            raise ValueError(
+                f"--profile {self.profile} needs --corrector human, got --corrector {self.corrector}: the expert "
+                "corrector reads the Arena's true game state, which a game window does not give. Pass --corrector "
+                "human to correct on the game yourself, or drop --profile to let the expert correct on the Arena env"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=lambda value: value.value))
@@ -220,6 +239,8 @@ def _make_corrector(config: DaggerConfig, env: gym.Env, button_names: Sequence[s
         from agents.human import KeyboardState
         from agents.human_corrector import CorrectionOverlay, HumanCorrector
 
+        if config.profile:
+            return _screen_corrector(env, button_names, thresholds)
         keyboard = KeyboardState(button_names).start()
         logger.info("hold any mapped key to take over:\n%s", keyboard.describe())
         return HumanCorrector(keyboard, env.unwrapped.decision_hz, CorrectionOverlay(button_names, thresholds))
@@ -227,6 +248,28 @@ def _make_corrector(config: DaggerConfig, env: gym.Env, button_names: Sequence[s
         button_names, rare, seed=config.seed + round_index, takeover_delay_steps=config.takeover_delay_steps,
         rare_only=config.mode is CorrectionMode.OVERRIDE,
     )
+
+
+def _screen_corrector(env: gym.Env, button_names: Sequence[str], thresholds: np.ndarray):
+    """Return a human corrector that shares the keyboard with a screen env's key sender.
+
+    The env's keys go out through XTest to the X server the corrector listens
+    to, so the corrector drops their echoes (``env.key_echo``). The env leaves
+    alone the keys the person holds (``set_person_keys``) and keeps the step
+    schedule itself, so the corrector does not pace.
+    """
+    from agents.human import KeyboardState, hotkeys_from_profile
+    from agents.human_corrector import CorrectionOverlay, HumanCorrector
+
+    screen = env.unwrapped
+    profile = screen.profile
+    keyboard = KeyboardState(button_names, profile.key_for_button, hotkeys_from_profile(profile),
+                             echo=screen.key_echo).start()
+    screen.set_person_keys(keyboard.held_now)
+    logger.info("hold any mapped key to take over:\n%s", keyboard.describe())
+    overlay = CorrectionOverlay(button_names, thresholds)
+    overlay.place_beside(screen.capture.box)
+    return HumanCorrector(keyboard, screen.decision_hz, overlay, pace=False)
 
 
 def _episode_seed(config: DaggerConfig, round_index: int, episode: int) -> int:
@@ -247,6 +290,9 @@ def format_rounds_table(rows: Sequence[dict[str, Any]], rare: Sequence[str]) -> 
               + f" {'live rec':>8} {'win':>6}")
     lines = [header, "-" * len(header)]
     for row in rows:
+        live_recall = ("n/a" if row.get("closed_loop_recall") is None
+                       else f"{row['rare_closed_loop_recall_mean'] or 0:.3f}")
+        win = "n/a" if row["win_rate"] is None else f"{row['win_rate']:.1%}"
         recalls = " ".join(
             f"{row['test_recall'].get(name) if row['test_recall'].get(name) is not None else float('nan'):>12.3f}"
             for name in rare
@@ -254,20 +300,22 @@ def format_rounds_table(rows: Sequence[dict[str, Any]], rare: Sequence[str]) -> 
         lines.append(
             f"{row['round']:>5} {row['episodes']:>8} {row['steps']:>6} {row['interventions']:>7} "
             f"{row['intervention_rate']:>6.1%} {row['corrected_steps']:>9} {row['val_macro_f1'] or 0:>7.3f} "
-            f"{row['val_macro_ap'] or 0:>7.3f} {recalls} {row['rare_closed_loop_recall_mean'] or 0:>8.3f} "
-            f"{row['win_rate']:>6.1%}"
+            f"{row['val_macro_ap'] or 0:>7.3f} {recalls} {live_recall:>8} {win:>6}"
         )
     return "\n".join(lines)
 
 
 def _score_row(round_index: int, run_dir: Path, data: RoundData, env: gym.Env, config: DaggerConfig,
-               rare: Sequence[str]) -> dict[str, Any]:
+               rare: Sequence[str], outcomes: Sequence[str | None] = ()) -> dict[str, Any]:
+    """Score one round's policy offline, and against the CPU on the Arena or from ``outcomes`` on a game window."""
     from agents.policy_files import load_policy
     from agents.policy_pilot import PolicyPilot
 
     loaded = load_policy(run_dir, env=env)
     val = score_policy(loaded.policy, data.val, data.layout.button_names)
     test = score_policy(loaded.policy, data.test, data.layout.button_names)
+    if config.profile:
+        return {**_offline_scores(round_index, run_dir, data, val, test, rare), **_outcome_scores(outcomes)}
     # Play against the CPU while the expert silently labels every step: the agent alone decides,
     # and the labels give each button's recall in the states the agent reaches.
     names = data.layout.button_names
@@ -276,6 +324,19 @@ def _score_row(round_index: int, run_dir: Path, data: RoundData, env: gym.Env, c
     tally = AgreementTally(CorrectedPilot(pilot, observer, CorrectionMode.LABEL_ALL, CorrectionBudget(2**62)))
     played = evaluate(env, tally, config.eval_episodes, seed=EVAL_SEED, progress=config.progress)
     closed_loop_recall = tally.recall(names)
+    return {
+        **_offline_scores(round_index, run_dir, data, val, test, rare),
+        "closed_loop_recall": closed_loop_recall,
+        "rare_closed_loop_recall_mean": _mean([closed_loop_recall[name] for name in rare]),
+        "win_rate": played.win_rate,
+        "eval_episodes": played.episodes,
+        "press_rate": {b.name: b.press_rate for b in played.buttons},
+        "mean_hold_steps": {b.name: b.to_dict()["mean_hold_steps"] for b in played.buttons},
+    }
+
+
+def _offline_scores(round_index: int, run_dir: Path, data: RoundData, val: SplitReport, test: SplitReport,
+                    rare: Sequence[str]) -> dict[str, Any]:
     test_buttons = test.per_button()
     return {
         "round": round_index,
@@ -286,12 +347,20 @@ def _score_row(round_index: int, run_dir: Path, data: RoundData, env: gym.Env, c
         "test_macro_ap": test.macro_ap,
         "test_recall": {name: test_buttons[name].recall for name in data.layout.button_names},
         "rare_recall_mean": _mean([test_buttons[name].recall for name in rare]),
-        "closed_loop_recall": closed_loop_recall,
-        "rare_closed_loop_recall_mean": _mean([closed_loop_recall[name] for name in rare]),
-        "win_rate": played.win_rate,
-        "eval_episodes": played.episodes,
-        "press_rate": {b.name: b.press_rate for b in played.buttons},
-        "mean_hold_steps": {b.name: b.to_dict()["mean_hold_steps"] for b in played.buttons},
+    }
+
+
+def _outcome_scores(outcomes: Sequence[str | None]) -> dict[str, Any]:
+    """Return the live-play fields of a game-window round: win rate from the episodes' end-probe outcomes."""
+    decided = [outcome for outcome in outcomes if outcome in ("win", "loss", "draw")]
+    return {
+        "closed_loop_recall": None,
+        "rare_closed_loop_recall_mean": None,
+        "win_rate": decided.count("win") / len(decided) if decided else None,
+        "win_rate_source": "corrected_episodes",
+        "eval_episodes": 0,
+        "press_rate": None,
+        "mean_hold_steps": None,
     }
 
 
@@ -303,7 +372,6 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
     """Run the correction rounds of ``config`` and return the rows of rounds.json."""
     from demos.loader import load_demos
-    from demos.store import EpisodeStore
 
     if not config.policy:
         raise DaggerError("no starting policy given; pass --policy RUN_DIR (the --out of scripts/train_bc.py)")
@@ -323,11 +391,28 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
 
     load_policy(config.policy, store=demo_set)  # the policy must fit the demonstrations it is corrected against
     data = prepare_round_data(base, demo_set)
+    if config.profile:
+        # A game window: the policy plays it, and scores it, through the screen env.
+        env = play_env = gym.make(fightenv.SCREEN_ID, profile=config.profile)
+        try:
+            return _run_rounds(config, out, base, demos_path, data, env, play_env)
+        finally:
+            env.close()
     env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty)
     # A person needs to see the game; the expert corrector plays headless.
     play_env = env
     if config.corrector == "human":
         play_env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty, render_mode="human")
+    return _run_rounds(config, out, base, demos_path, data, env, play_env)
+
+
+def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: str, data: RoundData,
+                env: gym.Env, play_env: gym.Env) -> list[dict[str, Any]]:
+    """Score the starting policy once (round 0), then collect, retrain and score each remaining round."""
+    from demos.loader import load_demos
+    from demos.store import EpisodeStore
+
+    rounds_path = out / ROUNDS_FILE
     rare = parse_button_list(config.rare_buttons, data.layout.button_names)
     rare_mask = np.array([name in rare for name in data.layout.button_names])
     total_budget = int(config.budget_fraction * data.demo_steps)
@@ -370,13 +455,18 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
             help_margin=config.help_margin, rare=rare_mask, help_budget=config.help_budget,
         )
         should_stop = getattr(corrector, "should_stop", None)
+        stopped = DaggerError(f"stopped by the stop hotkey in round {round_index}; the corrections so far are kept "
+                              f"in {corrections_path}; continue with --resume")
         try:
             for episode in range(done, config.episodes_per_round):
-                run_episode(play_env, pilot, seed=_episode_seed(config, round_index, episode), recorder=store,
-                            should_stop=should_stop)
+                try:
+                    run_episode(play_env, pilot, seed=_episode_seed(config, round_index, episode), recorder=store,
+                                should_stop=should_stop)
+                except StopRequested as error:
+                    # The screen env's own stop hotkey, pressed while it waited for a round to start.
+                    raise stopped from error
                 if should_stop is not None and should_stop():
-                    raise DaggerError(f"stopped by the stop hotkey in round {round_index}; the corrections so far "
-                                      f"are kept in {corrections_path}; continue with --resume")
+                    raise stopped
         finally:
             store.close()
             if hasattr(corrector, "keyboard"):
@@ -386,6 +476,10 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
         logger.info("round %d: %d interventions, %d help requests, %d of %d corrected steps of the budget used",
                     round_index, pilot.interventions, pilot.help_requests, round_budget - budget.steps_left,
                     round_budget)
+        echo = getattr(play_env.unwrapped, "key_echo", None)
+        if echo is not None:
+            logger.info("round %d: the agent sent %d key events; the corrector dropped %d echoes of them",
+                        round_index, echo.sent, echo.dropped)
 
         # Retrain on demonstrations plus corrections, warm-started, with thresholds chosen on validation again.
         corrections = load_demos(corrections_path, action_offset=base.action_offset)
@@ -421,7 +515,8 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
             "training_steps": len(train),
             "total_corrected_steps": corrected_steps,
         }
-        rows.append({**row, **_score_row(round_index, run_dir, data, env, config, rare)})
+        outcomes = [corrections.episodes[i].outcome for i in this_round]
+        rows.append({**row, **_score_row(round_index, run_dir, data, env, config, rare, outcomes)})
         _write_rounds(out, config, rows)
         print(format_rounds_table(rows, rare), flush=True)
     return rows

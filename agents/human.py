@@ -33,7 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.session import Decision, Observation, run_episode
-from fightenv.screen.keys import name_of_pynput_key, normalize_key_name
+from fightenv.screen.keys import KeyEchoFilter, name_of_pynput_key, normalize_key_name
 from fightenv.screen.profile import ARENA_PROFILE, Profile, ProfileError, load_profile
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,10 @@ class KeyboardState:
     ``button_keys`` maps each button name to a key name; ``hotkeys`` maps the
     controls start, pause, end, discard and stop to key names. None for either
     takes the Arena's keys (``DEFAULT_BUTTON_KEYS``, ``DEFAULT_HOTKEYS``).
+
+    ``echo`` is the ``KeyEchoFilter`` of a key sender in this process (a
+    screen env's ``key_echo``): button key events that sender sent are dropped,
+    so the agent's own presses do not read as the person's.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class KeyboardState:
         button_names: Sequence[str],
         button_keys: Mapping[str, str] | None = None,
         hotkeys: Mapping[str, str] | None = None,
+        echo: KeyEchoFilter | None = None,
     ) -> None:
         button_keys = dict(DEFAULT_BUTTON_KEYS if button_keys is None else button_keys)
         hotkeys = dict(DEFAULT_HOTKEYS if hotkeys is None else hotkeys)
@@ -102,6 +107,7 @@ class KeyboardState:
         self.hotkeys = {control: normalize_key_name(key) for control, key in hotkeys.items()}
         self._button_of_key = {key: i for i, key in enumerate(self.button_keys[n] for n in self.button_names)}
         self._hotkey_of_key = {key: control for control, key in self.hotkeys.items()}
+        self.echo = echo
         self._lock = threading.Lock()
         self._held = np.zeros(len(button_names), dtype=np.uint8)
         self._pressed_since_sample = np.zeros(len(button_names), dtype=np.uint8)
@@ -145,6 +151,8 @@ class KeyboardState:
         name = name_of_pynput_key(key)
         button = self._button_of_key.get(name)
         if button is not None:
+            if self.echo is not None and self.echo.consume(name, True):
+                return
             with self._lock:
                 self._held[button] = 1
                 self._pressed_since_sample[button] = 1
@@ -156,8 +164,11 @@ class KeyboardState:
                 self._event_signal.notify_all()
 
     def _on_release(self, key) -> None:
-        button = self._button_of_key.get(name_of_pynput_key(key))
+        name = name_of_pynput_key(key)
+        button = self._button_of_key.get(name)
         if button is not None:
+            if self.echo is not None and self.echo.consume(name, False):
+                return
             with self._lock:
                 self._held[button] = 0
 
@@ -167,6 +178,11 @@ class KeyboardState:
             action = self._held | self._pressed_since_sample
             self._pressed_since_sample[:] = 0
         return action
+
+    def held_now(self) -> np.ndarray:
+        """Return the buttons whose keys are down now, ``(n,)`` bool, without the presses since the last sample."""
+        with self._lock:
+            return self._held.astype(bool)
 
     def release_all(self) -> None:
         """Forget held buttons, e.g. after a pause, so a key released unseen does not stay held."""

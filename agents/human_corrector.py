@@ -85,6 +85,17 @@ class CorrectionOverlay:
             cv2.imshow(OVERLAY_TITLE, self.last_image)
             cv2.waitKey(1)
 
+    def place_beside(self, box: tuple[int, int, int, int], gap: int = 10) -> None:
+        """Open the window to the right of a screen area ``(left, top, width, height)``, such as the game's capture.
+
+        The overlay must not cover the game window: the screen env reads the game from those pixels.
+        """
+        if not self.show:
+            return
+        left, top, width, _ = box
+        cv2.namedWindow(OVERLAY_TITLE, cv2.WINDOW_AUTOSIZE)
+        cv2.moveWindow(OVERLAY_TITLE, left + width + gap, top)
+
     def close(self) -> None:
         if self.show:
             cv2.destroyWindow(OVERLAY_TITLE)

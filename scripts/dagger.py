@@ -6,12 +6,17 @@
     python scripts/dagger.py --policy runs/bc --out runs/dagger --resume
     python scripts/dagger.py --relabel runs/dagger --replay-speed 0.5     # replay the last round slowly
     python scripts/dagger.py --policy runs/bc --out runs/dagger --corrector human --mode override
+    python scripts/dagger.py --policy runs/bc --out runs/dagger_game --corrector human \
+        --profile fightenv/profiles/arena.toml      # play a game window; you correct with its keys
 
 Writes into --out: corrections/ (an episode store of every step played, with
 the agent's, the corrector's and the executed buttons), round_N/ (the policy
 of each round, as scripts/train_bc.py writes it) and rounds.json (one row per
 round: interventions, corrections per button, validation macro F1 and AP,
-rare-button recall on test episodes, win rate against the CPU).
+rare-button recall on test episodes, win rate against the CPU). With
+--profile there is no CPU to play against: the win rate comes from the
+outcomes the profile's end probes read in the round's corrected episodes, or
+is null when the profile reads none.
 
 Exit status: 0 on success, 2 on invalid options, policy, demos or run directory.
 """
@@ -37,13 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     from agents.policy_files import PolicyFileError
     from demos.errors import StoreError
     from fightenv.arena.env import DisplayError
+    from fightenv.screen.capture import CaptureError
+    from fightenv.screen.checks import CapabilityError
+    from fightenv.screen.profile import ProfileError
 
     try:
         if config.relabel:
             run_relabel(config)
         else:
             run_dagger(config)
-    except (DaggerError, PolicyFileError, StoreError, DisplayError) as error:
+    except (DaggerError, PolicyFileError, StoreError, DisplayError, CapabilityError, CaptureError,
+            ProfileError) as error:
         logger.error("%s", error)
         return 2
     return 0

@@ -213,3 +213,73 @@ def test_pause_hotkey_releases_and_resumes(display, keyboard):
         player.kill()
         window.terminate()
         window.wait(timeout=10)
+
+
+def test_echo_filter_window():
+    from fightenv.screen.keys import KeyEchoFilter
+
+    echo = KeyEchoFilter(window_s=0.2)
+    echo.expect("a", True)
+
+    assert echo.consume("a", True)
+    assert echo.consume("a", True)  # the duplicate and autorepeat presses of a held key
+    assert not echo.consume("g", True)
+
+    echo.expect("a", False)
+    assert echo.consume("a", False)
+    time.sleep(0.3)
+    assert not echo.consume("a", True)
+    assert echo.sent == 2
+    assert echo.dropped == 3
+
+
+def test_keyboard_state_drops_sender_echoes(display, keyboard):
+    # A KeySender and a listener in one process: the sender's keys must not read as a person's,
+    # while a key typed by another client (xdotool, as a person) must.
+    from agents.human import KeyboardState
+    from fightenv.screen.keys import KeyEchoFilter, KeySender
+
+    echo = KeyEchoFilter()
+    buttons = ("forward", "punch", "special")
+    state = KeyboardState(buttons, ARENA.key_for_button, echo=echo).start()
+    sender = KeySender([ARENA.key_for_button[b] for b in buttons], watchdog_s=None, handle_signals=False, echo=echo)
+    person_keysym = KEY_NAMES[ARENA.key_for_button["special"]]
+    try:
+        sender.send([1, 1, 0])
+        assert wait_until(lambda: keyboard.held()[:2].all(), timeout_s=2.0)
+        time.sleep(0.8)  # long enough for autorepeat presses of the held keys
+        subprocess.run(["xdotool", "keydown", person_keysym], env={**os.environ, "DISPLAY": display}, check=True)
+        assert wait_until(lambda: state.held_now()[2], timeout_s=2.0)
+        held_with_person = state.held_now()
+        sender.send([0, 0, 0])
+        subprocess.run(["xdotool", "keyup", person_keysym], env={**os.environ, "DISPLAY": display}, check=True)
+        assert wait_until(lambda: not state.held_now().any(), timeout_s=2.0)
+        time.sleep(0.2)
+        state.sample()  # clears the person's press, which a sample reports once even after its release
+        held_after = state.sample()
+    finally:
+        sender.close()
+        state.close()
+
+    assert held_with_person.tolist() == [False, False, True]
+    assert not held_after.any()
+    assert echo.dropped >= 2
+
+
+def test_sender_leaves_person_keys(display, keyboard):
+    from fightenv.screen.keys import KeySender
+
+    sender = KeySender(KEYS, watchdog_s=None, handle_signals=False)
+    try:
+        sender.send([1, 1, 1], leave=[True, False, False])
+        assert wait_until(lambda: keyboard.held()[1:].all(), timeout_s=2.0)
+        assert not keyboard.held()[0]
+
+        # A key the sender holds and the person now holds too is not released under them.
+        sender.send([0, 0, 0], leave=[False, True, False])
+        assert wait_until(lambda: not keyboard.held()[2], timeout_s=2.0)
+        assert keyboard.held()[1]
+        assert sender.held == (KEYS[1],)
+    finally:
+        sender.close()
+    assert none_down(keyboard)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from gymnasium import spaces
 
 from fightenv.screen.capture import CaptureError, CaptureMonitor, Grab, WindowCapture
 from fightenv.screen.checks import check_display, check_keys
-from fightenv.screen.keys import HotkeyListener, KeySender
+from fightenv.screen.keys import HotkeyListener, KeyEchoFilter, KeySender
 from fightenv.screen.probes import Reading, StateReader
 from fightenv.screen.profile import Condition, FrameSpec, Profile, load_profile
 from fightenv.screen.timing import LoopTimer, TimingReport
@@ -99,6 +100,16 @@ class ScreenEnv(gym.Env):
     the end of an episode. The pause hotkey releases every key at once and
     holds ``step`` until pressed again.
 
+    ## Sharing the keyboard with a person
+
+    A keyboard listener in the same process (a human corrector) hears this
+    env's own key events, because XTest events look typed. Give it
+    ``key_echo``: the env announces every event it sends there, and the
+    listener drops their echoes. ``set_person_keys(held)`` tells the env which
+    buttons' keys the person holds down (``held()`` returns one bool per
+    button); the env then neither presses those keys again nor releases them,
+    and only adds or releases the agent's other keys.
+
     ## Arguments
 
     - ``profile``: path of a game profile (TOML) or a loaded ``Profile``.
@@ -151,6 +162,9 @@ class ScreenEnv(gym.Env):
             check_keys(profile.hotkeys.values())
         self.capture: WindowCapture | None = None
         self.sender: KeySender | None = None
+        self.key_echo = KeyEchoFilter()
+        """Every key event this env sends, for a keyboard listener in this process to drop (see the class docs)."""
+        self._person_keys: Callable[[], np.ndarray] | None = None
         self.listener: HotkeyListener | None = None
         self._hotkey_lock = threading.Lock()
         self.paused = False
@@ -160,7 +174,7 @@ class ScreenEnv(gym.Env):
         try:
             self.capture = WindowCapture(profile.window)
             watchdog_s = watchdog_s if watchdog_s is not None else max(0.5, 8 * self.period_s)
-            self.sender = KeySender(profile.keys, watchdog_s=watchdog_s) if send_keys else None
+            self.sender = KeySender(profile.keys, watchdog_s=watchdog_s, echo=self.key_echo) if send_keys else None
             if listen_hotkeys and profile.hotkeys:
                 self.listener = HotkeyListener(profile.hotkeys, self._on_hotkey)
                 self.listener.start()
@@ -178,6 +192,10 @@ class ScreenEnv(gym.Env):
         self._last_obs_s: float | None = None
         self._schedule_s = 0.0
         self._last_warning_s = -float("inf")
+
+    def set_person_keys(self, held: Callable[[], np.ndarray] | None) -> None:
+        """Set the function returning which buttons' keys a person holds down now (one bool per button), or None."""
+        self._person_keys = held
 
     # -- hotkeys (called on the listener thread) -----------------------------------
 
@@ -326,7 +344,8 @@ class ScreenEnv(gym.Env):
         # Send the button changes, then wait out the decision period and look.
         if self.sender is not None and not self.stop_requested:
             with self.timer.phase("send_keys"):
-                self.sender.send(action)
+                leave = None if self._person_keys is None else self._person_keys()
+                self.sender.send(action, leave=leave)
         overrun = self._sleep_until(deadline_s)
         # Steps keep a fixed schedule; after an overrun the schedule restarts from now instead of catching up.
         self._schedule_s = time.monotonic() if overrun else deadline_s

@@ -111,6 +111,63 @@ def name_of_pynput_key(key: Any) -> str | None:
 
 # -- key output ----------------------------------------------------------------------
 
+ECHO_WINDOW_S = 0.5
+"""Seconds after this process's last event on a key during which events on that key count as its echoes."""
+
+
+class KeyEchoFilter:
+    """Keys this process sends through XTest, so that its own keyboard listener can drop their echoes.
+
+    pynput's X11 listener reads the RECORD extension, which reports XTest
+    events exactly like typed keys. pynput's ``injected`` flag does not tell
+    them apart on Xorg, because XTest events do not carry ``send_event``.
+    Counting sent events does not work either. Under Xvfb 21.1 (Debian 12),
+    pynput 1.8's listener hears each XTest event twice, and the X server adds
+    autorepeat presses while a key is held, which can arrive in a burst with
+    the key's release.
+
+    So a sender calls ``expect(key, pressed)`` before each event it sends, and
+    the listener drops an event on ``key`` (``consume`` returns True) while
+    the sender holds that key down and for ``window_s`` after the sender's
+    last event on it.
+
+    NOTE: a person's event on a key the sender holds, or touched less than
+    ``window_s`` ago, is dropped too. ``ScreenEnv`` never presses or releases a
+    key the person holds, so this only delays a takeover of a key the agent
+    was using; the autorepeat presses of the person's held key count again
+    once the window has passed.
+    """
+
+    def __init__(self, window_s: float = ECHO_WINDOW_S) -> None:
+        if not window_s > 0:
+            raise ValueError(f"window_s must be positive seconds, got {window_s!r}")
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._down: set[str] = set()
+        self._last_sent_s: dict[str, float] = {}
+        self.sent = 0
+        """Key events the sender announced."""
+        self.dropped = 0
+        """Events the listener dropped as echoes (duplicates and autorepeats included)."""
+
+    def expect(self, key: str, pressed: bool) -> None:
+        """Record that this process is about to send a press (``pressed``) or release of canonical key ``key``."""
+        with self._lock:
+            if pressed:
+                self._down.add(key)
+            else:
+                self._down.discard(key)
+            self._last_sent_s[key] = time.monotonic()
+            self.sent += 1
+
+    def consume(self, key: str, pressed: bool) -> bool:
+        """Return True when a press or release of ``key`` that a listener heard is an echo of this process's keys."""
+        with self._lock:
+            last_s = self._last_sent_s.get(key)
+            echo = key in self._down or (last_s is not None and time.monotonic() - last_s <= self.window_s)
+            if echo:
+                self.dropped += 1
+            return echo
 
 class KeySender:
     """Holds keys down while their buttons are 1, and releases every held key on any way out.
@@ -123,6 +180,10 @@ class KeySender:
     watchdog thread also releases the keys when neither ``send`` nor
     ``heartbeat`` has been called for ``watchdog_s`` seconds.
 
+    With an ``echo`` filter, every press and release is announced to it
+    before it goes out, so a keyboard listener in this process can tell the
+    sender's events from a person's.
+
     NOTE: SIGKILL and a crash of the Python process itself cannot be caught.
     Keys sent through XTest then stay down until something releases them, for
     example ``xdotool keyup KEY``.
@@ -133,12 +194,14 @@ class KeySender:
         keys: Sequence[str],
         watchdog_s: float | None = 0.5,
         handle_signals: bool = True,
+        echo: KeyEchoFilter | None = None,
     ) -> None:
         from pynput.keyboard import Controller
 
         self.key_names = tuple(normalize_key_name(k) for k in keys)
         self._keys = [pynput_key(k) for k in self.key_names]
         self._controller = Controller()
+        self.echo = echo
         self._held = np.zeros(len(self._keys), dtype=bool)
         self._lock = threading.RLock()
         self._closed = False
@@ -166,21 +229,37 @@ class KeySender:
         with self._lock:
             return tuple(name for name, down in zip(self.key_names, self._held) if down)
 
-    def send(self, action: np.ndarray | Sequence[int]) -> None:
-        """Press the keys of buttons that became 1 and release those that became 0."""
+    def send(self, action: np.ndarray | Sequence[int], leave: np.ndarray | Sequence[bool] | None = None) -> None:
+        """Press the keys of buttons that became 1 and release those that became 0.
+
+        Keys marked in ``leave`` (one bool per key) are neither pressed nor
+        released by this call: a person holds them down, so a press would
+        repeat theirs and a release would lift their key. The sender keeps its
+        own record of such a key and settles it on a later call.
+        """
         requested = np.asarray(action).reshape(-1).astype(bool)
         if requested.shape != self._held.shape:
             raise ValueError(f"action must have one value per key {list(self.key_names)}, got shape {np.shape(action)}")
+        untouched = np.zeros_like(requested) if leave is None else np.asarray(leave).reshape(-1).astype(bool)
+        if untouched.shape != self._held.shape:
+            raise ValueError(f"leave must have one value per key {list(self.key_names)}, got shape {np.shape(leave)}")
         with self._lock:
             if self._closed:
                 raise RuntimeError("this KeySender is closed; create a new one")
             self._last_beat_s = time.monotonic()
-            for i in np.flatnonzero(self._held & ~requested):
-                self._controller.release(self._keys[i])
-                self._held[i] = False
-            for i in np.flatnonzero(requested & ~self._held):
+            for i in np.flatnonzero(self._held & ~requested & ~untouched):
+                self._release(i)
+            for i in np.flatnonzero(requested & ~self._held & ~untouched):
+                if self.echo is not None:
+                    self.echo.expect(self.key_names[i], True)
                 self._controller.press(self._keys[i])
                 self._held[i] = True
+
+    def _release(self, i: int) -> None:
+        if self.echo is not None:
+            self.echo.expect(self.key_names[i], False)
+        self._controller.release(self._keys[i])
+        self._held[i] = False
 
     def heartbeat(self) -> None:
         """Tell the watchdog that the loop is alive without changing any key."""
@@ -192,7 +271,7 @@ class KeySender:
             released = []
             for i in np.flatnonzero(self._held):
                 try:
-                    self._controller.release(self._keys[i])
+                    self._release(i)
                 except Exception:  # noqa: BLE001 - keep releasing the other keys whatever one failure was.
                     logger.exception("releasing key %r failed", self.key_names[i])
                 self._held[i] = False

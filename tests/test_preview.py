@@ -1,0 +1,96 @@
+"""python -m fightenv.screen.preview against the Arena window program under Xvfb."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from fightenv.screen.xvfb import launch_arena_window, private_display
+
+pytestmark = pytest.mark.screen
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def preview(*args: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fightenv.screen.preview", *args], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env=environ if environ is not None else dict(os.environ))
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """Split the printed probe table into rows by probe name: kind, raw, threshold..., output."""
+    return {line.split()[0]: line.split()[1:] for line in stdout.splitlines()[2:] if line and line[0] != " "}
+
+
+@pytest.fixture(scope="module")
+def display():
+    with private_display() as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def arena_window(display):
+    # A long round: the capture is taken well before either fighter can lose health.
+    window = launch_arena_window(display, "--seed", "3", "--round-time", "60")
+    yield window
+    window.terminate()
+    window.wait(timeout=10)
+
+
+def test_preview_once_writes_png(arena_window, tmp_path):
+    png = tmp_path / "probes" / "arena.png"
+
+    result = preview("--once", "--png", str(png))
+
+    assert result.returncode == 0, result.stderr
+    image = cv2.imread(str(png))
+    assert image is not None
+    assert image.shape == (480, 640, 3)
+    rows = table_rows(result.stdout)
+    assert rows["own_health"][0] == "bar"
+    assert rows["own_health"][-1] == "1.000"
+    assert rows["opponent_health"][-1] == "1.000"
+    assert rows["opponent_attacking"][-1] in ("0", "1")  # a thresholded probe prints a bit
+    assert "episode start" in result.stdout
+
+
+def test_preview_png_marks_regions(arena_window, tmp_path):
+    png = tmp_path / "arena.png"
+
+    result = preview("--once", "--png", str(png))
+    assert result.returncode == 0, result.stderr
+
+    # The own_health region (0.04, 0.035, 0.44, 0.085 of 640x480) gets an outline in the first region colour.
+    image = cv2.imread(str(png))
+    top_edge = image[round(0.035 * 480), round(0.04 * 640) + 5:round(0.44 * 640) - 5]
+    assert (top_edge == (0, 220, 255)).all(axis=1).mean() > 0.5
+
+
+def test_preview_live_stops_after_seconds(arena_window):
+    result = preview("--seconds", "0.6", "--rate", "10")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("episode start") >= 3
+
+
+def test_preview_window_not_found(arena_window):
+    result = preview("--once", "--window-title", "no such game")
+
+    assert result.returncode == 2
+    assert "no visible window title contains 'no such game'" in result.stderr
+    assert "fightenv Arena" in result.stderr
+
+
+def test_preview_without_display():
+    environ = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")}
+
+    result = preview("--once", environ=environ)
+
+    assert result.returncode == 2
+    assert "DISPLAY is not set" in result.stderr
+    assert "Traceback" not in result.stderr
