@@ -302,6 +302,9 @@ def format_rounds_table(rows: Sequence[dict[str, Any]], rare: Sequence[str]) -> 
             f"{row['intervention_rate']:>6.1%} {row['corrected_steps']:>9} {row['val_macro_f1'] or 0:>7.3f} "
             f"{row['val_macro_ap'] or 0:>7.3f} {recalls} {live_recall:>8} {win:>6}"
         )
+    if any(row.get("win_rate_source") == "corrected_episodes" for row in rows):
+        lines.append("win: won share of the round's corrected episodes (agent and person together) by the "
+                     "profile's end probes; n/a where no outcome was read. live rec: n/a, no CPU to play against")
     return "\n".join(lines)
 
 

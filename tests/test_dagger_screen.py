@@ -17,7 +17,6 @@ from fightenv.screen.profile import ARENA_PROFILE, load_profile
 from fightenv.screen.xvfb import launch_arena_window, private_display
 from test_screen_keys import wait_until
 
-pytestmark = [pytest.mark.screen, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARENA = load_profile(ARENA_PROFILE)
@@ -55,6 +54,27 @@ def xdotool(display: str, *args: str) -> None:
     subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, check=True)
 
 
+def test_profile_needs_human_corrector(tmp_path):
+    result = script("dagger.py", "--policy", str(tmp_path), "--profile", str(ARENA_PROFILE))
+
+    assert result.returncode == 2
+    assert "--profile" in result.stderr
+    assert "pass --corrector human" in result.stderr.lower()
+
+
+@pytest.mark.screen
+@pytest.mark.slow
+def test_profile_window_missing(display, policy, tmp_path):
+    result = script("dagger.py", "--policy", str(policy), "--out", str(tmp_path / "dagger"), "--profile",
+                    str(ARENA_PROFILE), "--corrector", "human", "--no-progress")
+
+    assert result.returncode == 2
+    assert "no visible window title contains 'fightenv Arena'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.screen
+@pytest.mark.slow
 def test_human_correction_on_window(display, policy, tmp_path):
     from demos.loader import load_demos
     from fightenv.screen.keys import XKeyboardState
