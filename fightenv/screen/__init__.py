@@ -6,6 +6,7 @@
 - ``keys``: key names, ``KeySender`` (releases keys on every exit), hotkeys, held keys read from X.
 - ``checks``: capability checks (display, Wayland, keys).
 - ``env``: ``ScreenEnv``, registered as ``fightenv/Screen-v0``.
+- ``preview``: ``python -m fightenv.screen.preview``, a live table and a labelled PNG of what each probe reads.
 
 Only ``profile`` and ``probes`` are imported here; the rest need an X display.
 """
