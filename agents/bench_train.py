@@ -4,9 +4,10 @@ Each trainer runs in its own fresh process (spawned one after another, so
 they never share the CPU), on the same trajectories, with the same
 ButtonPolicy, the same initial weights, batch size and number of batches:
 
-- ``ours``: ``agents.dataset.WindowedDataset`` batches with the plain BCE of
+- ``ours``: the step of ``agents.train.fit``: ``agents.dataset.WindowedDataset``
+  batches through ``agents.train.LogitsModel`` with the plain BCE of
   ``agents.losses`` (the same objective as bc.BC's Bernoulli log-likelihood).
-- ``ours_bf16``: the same loop with the forward pass under bfloat16 autocast
+- ``ours_bf16``: the same loop with the CNN under bfloat16 autocast
   (``scripts/train_bc.py --precision bf16``).
 - ``bc``: imitation's ``bc.BC`` fed the windowed trajectories a user of imitation
   would build (every stacked frame materialised), with its stock loss.
@@ -86,6 +87,7 @@ def _run_trainer(name: str, config: BenchTrainConfig, queue) -> None:
     from agents.dataset import WindowedDataset, WindowSpec
     from agents.losses import WeightedBCELoss
     from agents.policy import make_policy, windowed_spaces
+    from agents.train import LogitsModel
 
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
@@ -110,6 +112,7 @@ def _run_trainer(name: str, config: BenchTrainConfig, queue) -> None:
             parameter.requires_grad_(False)
         optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=1e-3)
         generator = torch.Generator().manual_seed(config.seed)
+        model = LogitsModel(policy, frames_bf16=name == "ours_bf16")
         prepare_s = time.perf_counter() - prepare_start_s
         policy.set_training_mode(True)
         start_s = 0.0
@@ -118,9 +121,7 @@ def _run_trainer(name: str, config: BenchTrainConfig, queue) -> None:
                 start_s = time.perf_counter()
             index = torch.randint(0, n_samples, (config.batch_size,), generator=generator)
             obs, targets = dataset.batch(index, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=name == "ours_bf16"):
-                logits = policy.button_logits(obs)
-            terms = loss_fn(logits.float(), targets)
+            terms = loss_fn(model(obs), targets)
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
             optimizer.step()
@@ -223,7 +224,11 @@ def format_bench(result: BenchTrainResult) -> str:
     for name, row in result.trainers.items():
         lines.append(f"{name:<16}{row['samples_per_s']:>11.0f}{row['peak_rss_mib']:>14.0f}"
                      f"{row['rss_after_load_mib']:>16.0f}{row['prepare_s']:>11.2f}")
-    if result.speedup_vs_bc is not None:
-        lines.append(f"{result.compared} vs bc.BC: {result.speedup_vs_bc:.2f}x samples/s (target >= 1.5), "
-                     f"{result.peak_memory_ratio_vs_bc:.2f}x peak memory (target <= 0.6)")
+    stock = result.trainers.get("bc")
+    for name in ("ours", "ours_bf16"):
+        ours = result.trainers.get(name)
+        if ours is not None and stock is not None:
+            lines.append(f"{name} vs bc.BC: {ours['samples_per_s'] / stock['samples_per_s']:.2f}x samples/s "
+                         f"(target >= 1.5), {ours['peak_rss_mib'] / stock['peak_rss_mib']:.2f}x peak memory "
+                         "(target <= 0.6)")
     return "\n".join(lines)

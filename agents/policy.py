@@ -85,15 +85,21 @@ class FrameStateExtractor(BaseFeaturesExtractor):
             )
         self.state_head = nn.ReLU()
 
-    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        frame_features = self.frame_head(self.cnn(observations[FRAME_KEY]))
-        states = observations[STATE_KEY]  # (B, W, k)
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Return CNN features ``(B, frame_features)`` of float frames ``(B, S*C, H, W)`` scaled to [0, 1]."""
+        return self.frame_head(self.cnn(frames))
+
+    def state_features(self, states: torch.Tensor) -> torch.Tensor:
+        """Return temporal features ``(B, state_hidden)`` of a state window ``(B, W, k)``."""
         if self.temporal_kind is TemporalKind.GRU:
             _, hidden = self.temporal(states)
-            state_features = hidden[-1]
-        else:
-            state_features = self.temporal(states.transpose(1, 2))
-        return torch.cat([frame_features, self.state_head(state_features)], dim=1)
+            return self.state_head(hidden[-1])
+        return self.state_head(self.temporal(states.transpose(1, 2)))
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat(
+            [self.frame_features(observations[FRAME_KEY]), self.state_features(observations[STATE_KEY])], dim=1
+        )
 
 
 DEFAULT_NET_ARCH = {"pi": [128], "vf": []}

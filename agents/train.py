@@ -47,6 +47,7 @@ from agents.metrics import SplitReport, evaluate_split, format_split_table
 from agents.policy import ButtonPolicy, make_policy, windowed_spaces
 from agents.policy_files import PolicyConfig, save_policy
 from agents.thresholds import PlattScaling, ThresholdMode, choose_thresholds, fit_platt_scaling
+from fightenv.wrappers import FRAME_KEY, STATE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class TrainConfig:
     decision: str = _help("decision rule for the test report and the policy file: thresholds or sample",
                           default="thresholds")
     device: str = _help("torch device: auto, cpu, cuda or cuda:N", default="auto")
-    precision: str = _help("fp32, or bf16: forward pass under bfloat16 autocast (fast on CPUs with AVX512-BF16 "
+    precision: str = _help("fp32, or bf16: the CNN under bfloat16 autocast (fast on CPUs with AVX512-BF16 "
                            "or AMX and on recent GPUs; weights and loss stay float32)", default="fp32")
     num_threads: int = _help("torch CPU threads per process; 0 picks available cores divided by processes",
                              default=0)
@@ -297,14 +298,28 @@ def set_threads(config: TrainConfig, world_size: int) -> int:
 
 
 class LogitsModel(nn.Module):
-    """The policy's actor as a plain module, so DistributedDataParallel can wrap its forward pass."""
+    """The policy's actor as a plain module for the training loop, so DistributedDataParallel can wrap it.
 
-    def __init__(self, policy: ButtonPolicy) -> None:
+    It computes ``ButtonPolicy.button_logits`` along a faster path: uint8 frames
+    are scaled to [0, 1] in place rather than through SB3's preprocessing,
+    which allocates a second float buffer, and with ``frames_bf16`` only the
+    CNN runs under bfloat16 autocast, while the temporal branch, the head and
+    the loss stay float32.
+    """
+
+    def __init__(self, policy: ButtonPolicy, frames_bf16: bool = False) -> None:
         super().__init__()
         self.policy = policy
+        self.frames_bf16 = frames_bf16
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.policy.button_logits(obs)
+        extractor = self.policy.features_extractor
+        frames = obs[FRAME_KEY]
+        frames = frames.to(torch.float32).div_(255.0) if frames.dtype == torch.uint8 else frames.float()
+        with torch.autocast(frames.device.type, dtype=torch.bfloat16, enabled=self.frames_bf16):
+            frame_features = extractor.frame_features(frames)
+        features = torch.cat([frame_features.float(), extractor.state_features(obs[STATE_KEY].float())], dim=1)
+        return self.policy.action_net(self.policy.mlp_extractor.forward_actor(features))
 
 
 @torch.no_grad()
@@ -467,7 +482,7 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
                               epochs_without_improvement=0, button_names=list(layout.button_names),
                               state_names=list(layout.state_names), frame_shape=list(layout.frame_shape),
                               config=config.to_dict())
-    model: nn.Module = LogitsModel(policy)
+    model: nn.Module = LogitsModel(policy, frames_bf16=config.precision == "bf16")
     if context.enabled:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -499,8 +514,7 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
             obs, targets = data.train.batch(index, device)
 
             # Loss, with a stop on a non-finite value that every process agrees on.
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-                logits = model(obs)
+            logits = model(obs)
             terms = loss_fn(logits.float(), targets)
             finite = torch.isfinite(terms.loss.detach()).float()
             if context.enabled:

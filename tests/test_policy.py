@@ -20,7 +20,7 @@ from agents.policy import make_policy, windowed_spaces
 from agents.policy_files import PolicyConfig, PolicyFileError, save_policy
 from agents.session import run_episode
 from agents.synthetic import synthetic_trajectories
-from agents.train import DataLayout, TrainConfig, init_policy
+from agents.train import DataLayout, LogitsModel, TrainConfig, init_policy
 from fightenv.arena import BUTTONS, STATE_FEATURES
 
 
@@ -52,6 +52,21 @@ def test_extractor_sizes_follow_spaces(frame_shape, n_frames, temporal):
     policy = make_policy(observation_space, action_space, {"temporal": temporal})
     logits = policy.button_logits(random_batch(policy, 3))
     assert logits.shape == (3, 5)
+
+
+@pytest.mark.parametrize("temporal", ["gru", "conv"])
+def test_training_forward_matches_policy_logits(temporal):
+    """The training loop's in-place frame scaling computes the same logits as SB3's preprocessing path."""
+    observation_space, action_space = windowed_spaces((1, 84, 84), 16, 10, 2, 4)
+    policy = make_policy(observation_space, action_space, {"temporal": temporal})
+    batch = random_batch(policy, batch_size=7)
+    with torch.no_grad():
+        expected = policy.button_logits(batch)
+        fast = LogitsModel(policy)(batch)
+        low_precision = LogitsModel(policy, frames_bf16=True)(batch)
+    torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-5)
+    assert low_precision.dtype == torch.float32
+    torch.testing.assert_close(low_precision, expected, rtol=0.05, atol=0.05)
 
 
 def test_extractor_rejects_unwindowed_space():

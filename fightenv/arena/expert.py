@@ -15,16 +15,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from fightenv.arena.rules import (
-    BACK, BUTTONS, FORWARD, GRAB, GUARD, MOVE_JAB, JUMP, KICK, MOVE_KICK, MOVE_LUNGE, MAX_METER, PUNCH, SIDESTEP_IN,
-    SIDESTEP_OUT, SPECIAL, MOVE_SPECIAL, MOVE_SWEEP, TICK_HZ, Game, Phase,
+    BACK, BUTTONS, FORWARD, GRAB, GUARD, JUMP, KICK, MOVE_KICK, MOVE_LUNGE, MAX_METER, PUNCH, SIDESTEP_IN,
+    SIDESTEP_OUT, SPECIAL, MOVE_SPECIAL, TICK_HZ, Game, Phase,
 )
 
-ATTACK_BITS = (1 << PUNCH) | (1 << KICK) | (1 << GRAB) | (1 << SPECIAL)
+# Buttons that act on a fresh press (attacks and the jump): the expert taps them.
+TAPPED_BITS = (1 << JUMP) | (1 << PUNCH) | (1 << KICK) | (1 << GRAB) | (1 << SPECIAL)
+# Chances of holding a tap for 0, 1 or 2 steps beyond the first, so a tap lasts 67 to 200 ms at 15 decisions/s
+# (an estimate of how long players hold a button they mean to tap).
+TAP_EXTRA_STEPS_P = (0.15, 0.55, 0.30)
 STRIKES = frozenset({"jab", "lunge", "kick", "sweep", "special"})
+# Strikes narrow enough to step around; the sweep and the special move are too wide.
+NARROW_STRIKES = frozenset({"jab", "lunge", "kick"})
 # Distances in metres between body centres.
 THREAT_DISTANCE_M = 1.9
 ENGAGE_DISTANCE_M = 1.3
 GRAB_DISTANCE_M = 0.85
+JAB_DISTANCE_M = 0.95
+KICK_STEP_IN_DISTANCE_M = 1.15
 
 
 @dataclass(frozen=True)
@@ -41,14 +49,14 @@ class ExpertStyle:
     punish_chance: float = 0.95
     attack_chance: float = 0.35
     """Chance per step to attack an idle opponent within reach."""
-    sidestep_chance: float = 0.3
-    """Chance to sidestep instead of guarding a straight attack (lunge, kick) seen from beyond 1 m."""
-    jump_chance: float = 0.5
-    """Chance to jump over a sweep instead of guarding it."""
-    circle_chance: float = 0.04
-    """Chance per waiting step to sidestep around the opponent."""
+    sidestep_chance: float = 0.9
+    """Chance to sidestep, instead of guarding, a narrow strike (jab, lunge, kick) seen from beyond
+    ``sidestep_distance_m``."""
+    sidestep_distance_m: float = 1.0
+    jump_chance: float = 0.9
+    """Chance to jump the opponent's special move, or out of a grab starting close by."""
     noise: float = 0.02
-    """Chance per step of a stray forward or back press."""
+    """Chance per step of a stray forward press."""
 
 
 class ArenaExpert:
@@ -69,19 +77,19 @@ class ArenaExpert:
     def act(self, game: Game) -> np.ndarray:
         """Return the buttons to hold for the next decision step, ``(len(BUTTONS),)`` uint8."""
         if self._tap_steps > 0:
-            # Finish a tap: people hold an attack button for one to three steps.
+            # Finish a tap.
             self._tap_steps -= 1
             buttons = self._decide(game) | self._tap_bits
         else:
             buttons = self._decide(game)
-            # An attack only starts on a fresh press, so a button held in the last step is released first.
-            buttons &= ~(self._previous & ATTACK_BITS)
-            self._tap_bits = buttons & ATTACK_BITS
+            # A move only starts on a fresh press, so a button held in the last step is released first.
+            buttons &= ~(self._previous & TAPPED_BITS)
+            self._tap_bits = buttons & TAPPED_BITS
             if self._tap_bits:
-                self._tap_steps = int(self.rng.choice(3, p=(0.7, 0.25, 0.05)))
+                self._tap_steps = int(self.rng.choice(len(TAP_EXTRA_STEPS_P), p=TAP_EXTRA_STEPS_P))
         if self.rng.random() < self.style.noise:
             # A stray nudge of the stick, the commonest slip of a real player.
-            buttons |= 1 << (FORWARD if self.rng.random() < 0.5 else BACK)
+            buttons |= 1 << FORWARD
         self._previous = buttons
         return np.array([(buttons >> i) & 1 for i in range(len(BUTTONS))], dtype=np.uint8)
 
@@ -118,17 +126,19 @@ class ArenaExpert:
 
         # React to what the opponent started.
         if threatened:
-            if seen.move_name == "sweep" and rng.random() < style.jump_chance:
+            # The special move is too wide to step around, so jump it.
+            if seen.move_name == "special" and rng.random() < style.jump_chance:
                 return 1 << JUMP
-            if seen.move_name in ("lunge", "kick") and distance > 1.0 and rng.random() < style.sidestep_chance:
-                self._side_button = SIDESTEP_IN if rng.random() < 0.5 else SIDESTEP_OUT
+            straight = seen.move_name in NARROW_STRIKES
+            if straight and distance > style.sidestep_distance_m and rng.random() < style.sidestep_chance:
+                self._side_button = self._side_toward_centre(me.z)
                 self._side_steps = int(rng.integers(1, 3))
                 return 1 << self._side_button
             if rng.random() < style.guard_chance:
                 self._guard_steps = int(rng.integers(1, 4))
                 return 1 << GUARD
         if seen.move_name == "grab" and seen.phase is Phase.STARTUP and distance < 1.1:
-            if rng.random() < 0.5:
+            if rng.random() < style.jump_chance:
                 return 1 << JUMP
 
         # Punish an opponent stuck in recovery.
@@ -150,6 +160,11 @@ class ArenaExpert:
             if distance <= ENGAGE_DISTANCE_M + 0.3:
                 return 1 << FORWARD
 
+        # Back off while the opponent's full meter puts its special move within reach.
+        opponent = game.fighters[1]
+        if opponent.meter >= MAX_METER and distance <= MOVE_SPECIAL.reach_m + 0.3:
+            return 1 << BACK
+
         # Close the distance, holding forward for a human-like span.
         if self._forward_steps > 0 or distance > ENGAGE_DISTANCE_M:
             if self._forward_steps == 0:
@@ -158,24 +173,22 @@ class ArenaExpert:
             if distance > 0.75:
                 return 1 << FORWARD
 
-        # Within reach of an idle opponent: strike, or wait for an opening.
+        # Within reach of an idle opponent: strike, or wait for an opening. The distance picks the strike:
+        # a jab up close, a kick further out, stepping in with it at the edge of its reach.
         if seen.phase is Phase.FREE and rng.random() < style.attack_chance:
-            roll = rng.random()
-            if distance <= MOVE_JAB.reach_m + 0.45 and roll < 0.45:
+            if distance <= JAB_DISTANCE_M:
                 return 1 << PUNCH
-            if roll < 0.85:
-                # Forward with kick is still a plain kick; players often hold both.
-                return (1 << KICK) | (1 << FORWARD) if rng.random() < 0.5 else 1 << KICK
-            return (1 << BACK) | (1 << KICK) if distance <= MOVE_SWEEP.reach_m + 0.5 else 1 << KICK
+            if distance > KICK_STEP_IN_DISTANCE_M:
+                return (1 << KICK) | (1 << FORWARD)
+            return 1 << KICK
 
-        # Wait for an opening: mostly keep pressing in, sometimes give ground or circle.
-        if rng.random() < style.circle_chance:
-            self._side_button = SIDESTEP_IN if rng.random() < 0.5 else SIDESTEP_OUT
-            self._side_steps = int(rng.integers(1, 3))
-            return 1 << self._side_button
-        roll = rng.random()
-        if roll < 0.15:
-            return 1 << BACK
-        if roll < 0.55 and distance > 0.9:
+        # Wait for an opening, pressing in while not yet at jab range.
+        if distance > JAB_DISTANCE_M and rng.random() < 0.5:
             return 1 << FORWARD
         return 0
+
+    @staticmethod
+    def _side_toward_centre(z: float) -> int:
+        """Return the sidestep button that moves a fighter at depth ``z`` towards the middle of the ring."""
+        # "In" steps away from the camera, towards +z.
+        return SIDESTEP_IN if z <= 0.0 else SIDESTEP_OUT
