@@ -131,6 +131,7 @@ def test_split_summary_names_gap():
         results[(seed, "frame_split")] = _job_result(seed, "frame_split",
                                                      {"thresholds": _row(0.3, 0.1, 0.2, 0.2, val_macro_f1=0.9)})
     summary = aggregate_sections(("split",), (0, 1, 2), results)["split"]["summary"]
+    assert summary.startswith("Whole episodes (reference) claims validation macro F1 0.500 and scores 0.500")
     assert "random frames of the non-test episodes claims validation macro F1 0.900 and scores 0.300" in summary
     assert "(gap +0.600)" in summary
 
@@ -234,6 +235,7 @@ def test_markdown_from_fixture(tmp_path):
     assert "## Ablation: Decision rule" in text
     assert "![Loss](figures/ablation_loss.png)" in text
     assert "Press events of each rare button in the test split (mean per seed): guard 12.0, grab 4.0." in text
+    assert "Recall of guard, grab rests on fewer than 20 press events per seed and is noisy." in text
     assert "| bce, pos_weight none (reference) | 0.500 ± 0.100 | 0.600 ± 0.100 |" in text
     assert "| bce, pos_weight neg/pos (capped at 20) | n/a |" in text
     assert "- seed2/bce_ratio: TrainingError: loss became nan" in text
@@ -256,7 +258,7 @@ def test_plan_jobs_shares_reference(tmp_path):
     assert set(variants) == {row["variant"] for name in settings.sections for row in SECTIONS[name]["rows"]}
     jobs = plan_jobs(settings, tmp_path)
     assert len(jobs) == 2 * len(variants)
-    assert {job.demos for job in jobs if job.seed == 0} == {str(tmp_path / "seed0" / "demos_100rounds_normal")}
+    assert {job.demos for job in jobs if job.seed == 0} == {str(tmp_path / "seed0" / "demos_120rounds_normal")}
     assert jobs[0].eval_seed != jobs[-1].eval_seed
 
 

@@ -106,6 +106,8 @@ SECTIONS: dict[str, dict[str, Any]] = {
         ],
     },
 }
+FEW_PRESS_EVENTS = 20
+"""Below this many test press events per seed, the markdown calls a button's recall noisy."""
 DEFAULT_METRICS = ("test_macro_f1", "test_macro_ap", "rare_recall", "win_rate")
 
 
@@ -217,7 +219,10 @@ def summarize(section: str, table: dict[str, Any]) -> str:
             if claimed is not None and tested is not None:
                 parts.append(f"{row['label']} claims validation macro F1 {claimed:.3f} and scores {tested:.3f} on "
                              f"held-out episodes (gap {claimed - tested:+.3f})")
-        return ("; ".join(parts) + ".") if parts else "No finished runs."
+        if not parts:
+            return "No finished runs."
+        text = "; ".join(parts) + "."
+        return text[0].upper() + text[1:]
     clauses = [_compare(rows, metric, reference) for metric in ("test_macro_f1", "rare_recall", "win_rate")]
     clauses = [clause for clause in clauses if clause]
     if not clauses:
@@ -240,7 +245,10 @@ def write_section_figure(section: str, table: dict[str, Any], path: Path) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [metric for metric in table["metrics"] if metric != "test_macro_ap"]
+    if section == "split":
+        metrics = ["val_macro_f1", "test_macro_f1", "win_rate"]
+    else:
+        metrics = [metric for metric in table["metrics"] if metric != "test_macro_ap"]
     rows = table["rows"]
     figure, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.5 * len(rows) + 1.6), squeeze=False)
     for axis, metric in zip(axes[0], metrics):
@@ -282,6 +290,10 @@ def section_markdown(section: str, table: dict[str, Any], settings: dict[str, An
     if table["rare_buttons"]:
         events = ", ".join(f"{name} {table['test_press_events'][name]['mean']:.1f}" for name in table["rare_buttons"])
         lines.append(f"Press events of each rare button in the test split (mean per seed): {events}.")
+        few = [name for name in table["rare_buttons"] if table["test_press_events"][name]["mean"] < FEW_PRESS_EVENTS]
+        if few:
+            lines[-1] += (f" Recall of {', '.join(few)} rests on fewer than {FEW_PRESS_EVENTS} press events per seed "
+                          "and is noisy.")
     else:
         lines.append("No button is held in 2% of the training steps or fewer, so there is no rare-button column.")
     lines.append("")

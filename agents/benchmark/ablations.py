@@ -51,8 +51,8 @@ class AblationSettings:
     """Sizes of one ablation run; the defaults are ``full_settings()``."""
 
     seeds: tuple[int, ...] = _help("training seeds; each also records its own expert store", default=(0, 1, 2))
-    episodes: int = _help("expert rounds recorded per seed", default=100)
-    epochs: int = _help("maximum training epochs of every variant", default=20)
+    episodes: int = _help("expert rounds recorded per seed", default=120)
+    epochs: int = _help("maximum training epochs of every variant", default=25)
     eval_episodes: int = _help("closed-loop rounds against the CPU per trained policy and decision rule",
                                default=30)
     workers: int = _help("parallel processes, one torch thread each", default=2)
@@ -84,34 +84,34 @@ class AblationSettings:
 
 
 def full_settings() -> AblationSettings:
-    """Return the settings of the published tables: 3 seeds, 100 rounds, 20 epochs, 30 rounds of play.
+    """Return the settings of the published tables: 3 seeds, 120 rounds, 25 epochs, 30 rounds of play.
 
-    Estimated cost on an idle 2-core machine with 2 workers: about 31 minutes.
-    A probe (80 rounds, 20 epochs, 30 rounds of play, one seed, 1 torch thread
-    per job) used 164 CPU seconds to record the store, train 3 networks
-    (54 epochs over 12.7k training steps) and play 5 x 30 rounds. That gives
-    about 180 us per training step and epoch, including validation, and about
-    0.2 s per round of play, plus about 5 s of loading per job.
-    Per seed, 15 jobs train 16 networks: the default, 5 losses, the frame
-    split, 3 temporal variants, 4 offsets, and the two-network job, which
-    trains twice. They play 18 sets of rounds (4 decision rules on the
-    default, 1 per other job). 100 rounds give about 15.8k training steps:
-    16 x 20 epochs x 15.8k x 180 us = 910 s, plus 15% for the 4-frame and
-    16-state variants, plus 18 x 30 x 0.2 s = 108 s of play and 15 x 6 s of
-    loading, is about 1250 CPU seconds per seed. 3 seeds on 2 workers make
-    about 1900 s. Early stopping makes runs shorter and other load on the
-    machine makes them longer.
+    Estimated cost on an idle 2-core machine with 2 workers: about 30 minutes.
+    The estimate scales one seed of ``quick_settings`` sizes at 25 rounds,
+    8 epochs and 10 rounds of play, measured on this project's 2-core
+    development machine under other load. That seed used 123 CPU seconds
+    (``cpu_s`` per job in the result). About 0.23 s went to each round of
+    play and 1.5 s to loading per job. The rest, about 120 us per training
+    step and epoch averaged over the variants, went to training; 4 stacked
+    frames cost about twice the default. Per seed, 15 jobs train 16 networks:
+    the default, 5 losses, the frame split, 3 temporal variants, 4 offsets,
+    and the two-network job, which trains twice. They play 18 sets of rounds:
+    4 decision rules on the default and 1 per other job. 120 rounds give
+    about 19k training steps. Training takes 16 x 25 epochs x 19k x 120 us =
+    912 s, play 18 x 30 x 0.23 s = 124 s and loading about 100 s, so about
+    1140 CPU seconds per seed. 3 seeds on 2 workers make about 1710 s. Early
+    stopping shortens runs, and other load on the machine lengthens them.
     """
     return AblationSettings()
 
 
 def quick_settings() -> AblationSettings:
-    """Return a smaller run with all six sections and 3 seeds: 25 rounds, 8 epochs, 10 rounds of play.
+    """Return a smaller run with all six sections and 3 seeds: 40 rounds, 10 epochs, 15 rounds of play.
 
-    Estimated at about 5 minutes on an idle 2-core machine with 2 workers, by
-    the arithmetic of ``full_settings``: about 200 CPU seconds per seed.
+    Estimated at about 5.5 minutes on an idle 2-core machine with 2 workers,
+    by the arithmetic of ``full_settings``: about 220 CPU seconds per seed.
     """
-    return AblationSettings(episodes=25, epochs=8, eval_episodes=10)
+    return AblationSettings(episodes=40, epochs=10, eval_episodes=15)
 
 
 def tiny_settings() -> AblationSettings:
@@ -193,7 +193,9 @@ def run_ablations(settings: AblationSettings, out_dir: Path) -> dict:
 
     The result is also written to ``out_dir/ablations.json``. Failed jobs are
     logged and listed under ``failed_jobs``, and their rows aggregate over the
-    remaining seeds.
+    remaining seeds. The pool uses the spawn start method, which re-imports
+    the caller's main module in every worker, so a script that calls this
+    must keep its work under ``if __name__ == "__main__":``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
