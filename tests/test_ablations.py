@@ -136,6 +136,17 @@ def test_split_summary_names_gap():
     assert "(gap +0.600)" in summary
 
 
+def test_aggregate_without_finished_jobs(tmp_path):
+    tables = aggregate_sections(("loss", "split"), (0, 1, 2), {})
+    assert tables["loss"]["summary"] == "No finished runs."
+    assert tables["split"]["summary"] == "No finished runs."
+    assert tables["loss"]["rare_buttons"] == []
+    settings = {"episodes": 40, "epochs": 15, "eval_episodes": 20, "difficulty": "normal"}
+    text = ablation_markdown({"settings": settings, "sections": tables}, tmp_path / "figures", tmp_path)
+    assert "| focal (gamma 2) | n/a | n/a | n/a | n/a |" in text
+    assert not (tmp_path / "figures").exists()
+
+
 def _decision_arrays(seed: int = 0, n: int = 4000):
     rng = np.random.default_rng(seed)
     rates = np.array([0.4, 0.1, 0.02, 0.005])
