@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from agents.bench_quality import RARE_PREVALENCE  # a button held in at most this share of training steps is rare
 
-RARE_PREVALENCE = 0.02
-"""A button is rare when it is held in at most this share of the training split's steps."""
+logger = logging.getLogger(__name__)
 
 REFERENCE = "default"
 TWO_NETWORKS = "two_networks"
