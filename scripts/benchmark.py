@@ -1,9 +1,10 @@
 """Run the benchmark suite and regenerate BENCHMARKS.md.
 
-    python scripts/benchmark.py --quick                 # every section, small sizes (about 10 min on 2 cores)
-    python scripts/benchmark.py --full                  # the published sizes (about 60 min on 2 cores)
+    python scripts/benchmark.py --quick                 # every section, small sizes (sized for 10 min on 2 cores)
+    python scripts/benchmark.py --full                  # the published sizes (sized for 60 min on 2 cores)
     python scripts/benchmark.py --full --only train,demos   # rerun two sections, keep the rest
     python scripts/benchmark.py --render-only           # rewrite the page from out/benchmark/results.json
+    python scripts/benchmark.py --full --resume         # continue an interrupted run
 
 Timing sections (arena, screen, latency, train, demos) run first, one after
 another; the quality sections (dagger, ablations) then run in --workers
@@ -24,7 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.benchmark.page import headline_sentences, render_page  # noqa: E402
-from agents.benchmark.suite import PRESETS, RESULTS_FILE, load_results, parse_sections, run_suite  # noqa: E402
+from agents.benchmark.suite import (  # noqa: E402
+    PRESETS, RESULTS_FILE, SuiteError, load_results, parse_sections, run_suite,
+)
 
 logger = logging.getLogger("benchmark")
 
@@ -45,6 +48,8 @@ class BenchmarkConfig:
     """Processes of the quality sections, one torch thread each."""
     render_only: bool = False
     """Rewrite the page from results.json without running anything."""
+    resume: bool = False
+    """Keep finished DAgger runs, ablation jobs and recorded demonstrations in OUT instead of starting afresh."""
 
 
 def parse_args(argv: list[str] | None = None) -> BenchmarkConfig:
@@ -64,9 +69,13 @@ def parse_args(argv: list[str] | None = None) -> BenchmarkConfig:
     parser.add_argument("--workers", type=int, default=BenchmarkConfig.workers,
                         help="processes of the quality sections, one torch thread each (default: %(default)s)")
     parser.add_argument("--render-only", action="store_true", help="rewrite the page from results.json only")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run: keep the finished DAgger runs, ablation jobs and recorded "
+                             "demonstrations in --out (default: every section starts afresh)")
     args = parser.parse_args(argv)
     return BenchmarkConfig(preset=args.preset or "quick", out=args.out, page=args.page, figures=args.figures,
-                           only=args.only, workers=args.workers, render_only=args.render_only)
+                           only=args.only, workers=args.workers, render_only=args.render_only,
+                           resume=args.resume)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,17 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sections = parse_sections(config.only)
         if config.workers < 1:
-            raise ValueError(f"--workers must be at least 1, got {config.workers}")
+            raise SuiteError(f"--workers must be at least 1, got {config.workers}")
         if config.render_only:
             results = load_results(out)
             if not results["sections"]:
-                raise ValueError(f"{out / RESULTS_FILE} is missing or empty; run the suite first without "
+                raise SuiteError(f"{out / RESULTS_FILE} is missing or empty; run the suite first without "
                                  "--render-only")
         else:
             settings = PRESETS[config.preset](config.workers)
             command = "python scripts/benchmark.py " + " ".join(shlex.quote(arg) for arg in raw_argv)
-            results = run_suite(settings, out, sections, command=command.strip(), merge=bool(config.only))
-    except ValueError as error:
+            results = run_suite(settings, out, sections, command=command.strip(), merge=bool(config.only),
+                                resume=config.resume)
+    except SuiteError as error:
         print(f"benchmark: {error}", file=sys.stderr)
         return 2
     render_page(results, Path(config.page), Path(config.figures), out / RESULTS_FILE)

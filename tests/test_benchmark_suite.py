@@ -54,6 +54,17 @@ def test_render_only_without_results_fails(tmp_path):
     assert not (tmp_path / "B.md").exists()
 
 
+def test_foreign_work_dir_left_alone(tmp_path):
+    foreign = tmp_path / "out" / "arena"
+    foreign.mkdir(parents=True)
+    (foreign / "keep.txt").write_text("not the suite's")
+    completed = _run_cli("--tiny", "--only", "arena", "--out", str(tmp_path / "out"), "--page",
+                         str(tmp_path / "B.md"), timeout_s=60)
+    assert completed.returncode == 2
+    assert "was not created by the benchmark suite" in completed.stderr
+    assert (foreign / "keep.txt").read_text() == "not the suite's"
+
+
 @pytest.mark.slow
 def test_suite_tiny_writes_every_section(tmp_path):
     out, page_path, figures = tmp_path / "out", tmp_path / "BENCHMARKS.md", tmp_path / "figures"

@@ -1,7 +1,7 @@
 """Human-gated against plain DAgger over several seeds, in parallel worker processes.
 
 Per seed: record ``demo_episodes`` expert rounds (reset seeds ``seed * 10_000``
-on), train the default recipe on them for ``bc_epochs`` epochs, then run
+on), train the default recipe on them for at most ``bc_epochs`` epochs, then run
 ``agents.dagger.run_dagger`` twice from that policy with the same correction
 budget: once with the expert corrector taking over where the agent misses a
 rare button (takeover mode, "gated") and once as plain DAgger, where the expert
@@ -41,8 +41,8 @@ class DaggerSeedsSettings:
     """Seeds of demonstrations, starting policy, played episodes and corrector."""
     demo_episodes: int = 40
     """Expert rounds recorded per seed for the starting policy."""
-    bc_epochs: int = 8
-    """Epochs of the starting policy (default recipe otherwise)."""
+    bc_epochs: int = 20
+    """Maximum epochs of the starting policy (default recipe otherwise, so it stops early without progress)."""
     rounds: int = 3
     """Correction rounds per run."""
     episodes_per_round: int = 8

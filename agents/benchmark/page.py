@@ -99,7 +99,8 @@ def screen_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> s
         provenance(section),
         f"{result['window']}, captured with mss, {result['observation']} observation, {result['probes']} probes, "
         f"random key presses sent through XTest. Each of {settings['repeats']} runs times {settings['steps']} "
-        f"steps on a fresh Xvfb; the table gives the median over runs of each percentile.\n",
+        f"steps on a fresh Xvfb; the table gives the median over runs of each percentile. Runs under load: "
+        f"[fightenv/screen/BENCHMARKS.md]({_repo_link('fightenv/screen/BENCHMARKS.md', page_dir)}).\n",
         "| phase | p50 ms | p99 ms | max ms |",
         "|---|---|---|---|",
     ]
@@ -198,13 +199,15 @@ def demos_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> st
         f"{config['episodes']} expert rounds recorded by one process, then loaded in fresh processes "
         f"(fastest of {config['repeats']}). Peak memory is the peak resident set size during loading minus the "
         "size before it, over the raw frame bytes. The imitation copy holds only the frames as observations "
-        "(`serialize.save` rejects dict observations), which favours it.\n",
+        "(`serialize.save` rejects dict observations), which favours it. What is compared, and earlier runs "
+        f"under load: [demos/BENCHMARK.md]({_repo_link('demos/BENCHMARK.md', page_dir)}).\n",
         "| measurement | demo store | imitation.data.serialize |",
         "|---|---|---|",
         f"| expert recording steps/s, writes included | {_number(recording['steps_per_s'])} | |",
         f"| rounds / steps / raw frame MiB | {recording['episodes']} / {recording['steps']:,} / "
         f"{demos['frame_bytes'] / mib:.1f} | |",
     ]
+
     imitation = result.get("imitation_load")
     imitation_size = f"{result['imitation_bytes'] / mib:.2f}" if imitation else ""
     lines.append(f"| size on disk MiB | {result['store_bytes'] / mib:.2f} | {imitation_size} |")
@@ -215,6 +218,7 @@ def demos_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> st
                  f"| peak memory / raw frame bytes | {demos['memory_ratio']:.2f} | |")
     lines.append(f"| frame dtype after loading | {demos['frame_dtype']} | "
                  f"{imitation['frame_dtype'] if imitation else ''} |")
+
     if imitation:
         lines.append(f"\nThe demo store loads {result['load_speedup']:.0f} times as fast as "
                      "imitation.data.serialize.")
@@ -238,7 +242,7 @@ def dagger_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> s
         "## Correction rounds: human-gated against plain DAgger\n",
         provenance(section),
         f"Per seed ({', '.join(map(str, seeds))}): {settings['demo_episodes']} expert rounds, the default recipe "
-        f"trained {settings['bc_epochs']} epochs, then {settings['rounds']} correction rounds of "
+        f"trained for at most {settings['bc_epochs']} epochs, then {settings['rounds']} correction rounds of "
         f"{settings['episodes_per_round']} episodes and {settings['epochs']} warm-started epochs, once per mode, "
         f"with the same budget of {settings['budget_fraction']:.0%} of the demonstration training steps "
         f"({', '.join(f'{b:,}' for b in budgets)} steps). Each policy plays the same {settings['eval_episodes']} "
@@ -249,6 +253,7 @@ def dagger_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> s
         "intervention rate | corrected or labelled steps |",
         "|---|---|---|---|---|---|",
     ]
+
     for label, rows in aggregate.items():
         for row in rows:
             lines.append(f"| {MODE_LABELS[label] if row['round'] == 0 else label} | {row['round']} | "
@@ -256,6 +261,7 @@ def dagger_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> s
                          f"{_spread(row['rare_closed_loop_recall_mean'])} | "
                          f"{'' if row['round'] == 0 or label == 'plain' else _spread(row['intervention_rate'], percent=True)} | "
                          f"{'' if row['round'] == 0 else _spread(row['corrected_steps'], digits=0)} |")
+
     lines.append("")
     lines.append(_dagger_sentence(aggregate, len(seeds)))
     figure = figures / "dagger_rounds.png"
@@ -339,12 +345,17 @@ def render_page(results: dict[str, Any], page_path: Path, figure_dir: Path, resu
             parts.append(RENDERERS[name](results["sections"][name], figure_dir, page_dir))
     if missing:
         parts.append("## Not measured\n\nThese sections have no results yet: " + ", ".join(missing)
-                     + ". Run `python scripts/benchmark.py --only " + ",".join(missing) + "` to add them.\n")
+                     + ". Run `python scripts/benchmark.py --full --only " + ",".join(missing)
+                     + "` (or `--quick`) to add them.\n")
     markdown = "\n".join(parts)
     page_path.parent.mkdir(parents=True, exist_ok=True)
     page_path.write_text(markdown)
     logger.info("wrote %s and its figures in %s", page_path, figure_dir)
     return markdown
+
+
+def _repo_link(path_in_repository: str, page_dir: Path) -> str:
+    return _relative(Path(__file__).resolve().parents[2] / path_in_repository, page_dir)
 
 
 def _relative(path: Path, page_dir: Path) -> str:

@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import sys
 import time
@@ -37,6 +38,10 @@ TIMING_SECTIONS = ("arena", "screen", "latency", "train", "demos")
 QUALITY_SECTIONS = ("dagger", "ablations")
 SECTIONS = TIMING_SECTIONS + QUALITY_SECTIONS
 RESULTS_FILE = "results.json"
+
+
+class SuiteError(ValueError):
+    """Invalid suite input (section names, output directory, results file); the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,11 @@ class SuiteSettings:
 
 
 def full_settings(workers: int = 2) -> SuiteSettings:
-    """Sizes meant to finish in about 60 minutes on a 2-core machine with 2 workers."""
+    """Sizes meant to finish in about 60 minutes on a 2-core machine with 2 workers.
+
+    NOTE: not yet timed end to end. The timing sections are estimated at about 8 minutes and the DAgger
+    section at about 10 (3.5 times the work of the quick one, which took 169 s at load average 4 to 6).
+    """
     from agents.benchmark import ablations
 
     return SuiteSettings(name="full", ablations=dataclasses.replace(ablations.full_settings(), workers=workers),
@@ -122,7 +131,10 @@ def full_settings(workers: int = 2) -> SuiteSettings:
 
 
 def quick_settings(workers: int = 2) -> SuiteSettings:
-    """Sizes meant to finish in about 10 minutes on a 2-core machine with 2 workers; 3 DAgger seeds still."""
+    """Sizes meant to finish in about 10 minutes on a 2-core machine with 2 workers; 3 DAgger seeds still.
+
+    At load average 4 to 6 (other jobs running) the timing sections took 158 s and DAgger 169 s.
+    """
     from agents.benchmark import ablations
 
     return SuiteSettings(
@@ -132,7 +144,7 @@ def quick_settings(workers: int = 2) -> SuiteSettings:
         latency=LatencySettings(steps=1000, repeats=3, batches=10),
         train=TrainSettings(demo_episodes=30, batches=30, warmup_batches=3, repeats=2),
         demos=DemosSettings(episodes=10, repeats=3, realtime_s=10.0),
-        dagger=DaggerSeedsSettings(demo_episodes=20, bc_epochs=4, rounds=2, episodes_per_round=4, epochs=2,
+        dagger=DaggerSeedsSettings(demo_episodes=20, bc_epochs=10, rounds=2, episodes_per_round=4, epochs=2,
                                    eval_episodes=20),
         ablations=dataclasses.replace(ablations.quick_settings(), workers=workers),
         workers=workers,
@@ -220,7 +232,7 @@ def _load_script(name: str):
     return module
 
 
-def run_arena(settings: SuiteSettings, out_dir: Path) -> dict[str, Any]:
+def run_arena(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
     """Measure Arena and CartPole steps/s pinned to one core, and the expert's win rates."""
     bench_arena = _load_script("bench_arena")
     config = bench_arena.BenchArenaConfig(rounds=settings.arena.rounds, steps=settings.arena.steps,
@@ -243,14 +255,14 @@ def run_arena(settings: SuiteSettings, out_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_screen(settings: SuiteSettings, out_dir: Path) -> dict[str, Any]:
+def run_screen(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
     """Time the screen env loop on the Arena window under a private Xvfb, ``repeats`` times."""
     from fightenv.screen.bench import BenchScreenConfig, run_benchmark
 
     runs = []
     for repeat in range(settings.screen.repeats):
         config = BenchScreenConfig(steps=settings.screen.steps, seed=repeat,
-                                   json=str(out_dir / "screen" / f"run{repeat}.json"))
+                                   json=str(work_dir / f"run{repeat}.json"))
         result = run_benchmark(config)
         result.pop("table", None)
         runs.append(result)
@@ -276,48 +288,50 @@ def run_screen(settings: SuiteSettings, out_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_latency(settings: SuiteSettings, out_dir: Path) -> dict[str, Any]:
+def run_latency(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
     return measure_latency(settings.latency)
 
 
-def run_train(settings: SuiteSettings, out_dir: Path) -> dict[str, Any]:
+def run_train(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
     """Measure samples/s and peak memory of this package's loop against imitation's bc.BC on expert rounds."""
     from agents.bench_train import BenchTrainConfig, run_bench
     from demos.collect import CollectConfig, run_collection
 
-    demos = out_dir / f"train_demos_{settings.train.demo_episodes}"
+    demos = work_dir / "demos"
     if not (demos / "manifest.json").exists():
         run_collection(CollectConfig(pilot="expert", out=str(demos), episodes=settings.train.demo_episodes,
                                      seed=5000), out_stream=io.StringIO())
     config = BenchTrainConfig(demos=str(demos), batches=settings.train.batches,
                               warmup_batches=settings.train.warmup_batches, repeats=settings.train.repeats,
                               num_threads=1, trainers=settings.train.trainers,
-                              json_out=str(out_dir / "bench_train.json"))
+                              json_out=str(work_dir / "bench_train.json"))
     result = run_bench(config).to_dict()
     Path(config.json_out).write_text(json.dumps(result, indent=2))
     return result
 
 
-def run_demos(settings: SuiteSettings, out_dir: Path) -> dict[str, Any]:
+def run_demos(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
     """Measure the expert recording rate, and load time and memory of the demo store against imitation's."""
     from demos.bench import BenchConfig, run_benchmark
 
     return run_benchmark(BenchConfig(episodes=settings.demos.episodes, repeats=settings.demos.repeats,
                                      realtime_s=settings.demos.realtime_s,
-                                     json_out=str(out_dir / "bench_demos.json")))
+                                     json_out=str(work_dir / "bench_demos.json"),
+                                     work_dir=str(work_dir)))
 
 
-def run_dagger(settings: SuiteSettings, out_dir: Path) -> dict[str, Any]:
-    return run_dagger_seeds(settings.dagger, out_dir / "dagger", settings.workers)
+def run_dagger(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
+    return run_dagger_seeds(settings.dagger, work_dir, settings.workers)
 
 
-def run_ablations(settings: SuiteSettings, out_dir: Path) -> dict[str, Any]:
+def run_ablations(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
     from agents.benchmark import ablations
 
-    return ablations.run_ablations(settings.ablations, out_dir / "ablations")
+    return ablations.run_ablations(settings.ablations, work_dir)
 
 
 RUNNERS: dict[str, Callable[[SuiteSettings, Path], dict[str, Any]]] = {
+    # Each runner gets its section's own work directory, OUT/SECTION.
     "arena": run_arena, "screen": run_screen, "latency": run_latency, "train": run_train, "demos": run_demos,
     "dagger": run_dagger, "ablations": run_ablations,
 }
@@ -330,7 +344,7 @@ def parse_sections(text: str | None) -> tuple[str, ...]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in SECTIONS]
     if unknown:
-        raise ValueError(f"unknown benchmark sections {unknown}; choose from {', '.join(SECTIONS)}")
+        raise SuiteError(f"unknown benchmark sections {unknown}; choose from {', '.join(SECTIONS)}")
     return tuple(name for name in SECTIONS if name in names)
 
 
@@ -342,9 +356,9 @@ def load_results(out_dir: Path) -> dict[str, Any]:
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); rerun the suite without --only to rewrite it") from None
+        raise SuiteError(f"{path} is not valid JSON ({error}); rerun the suite without --only to rewrite it") from None
     if not isinstance(results, dict) or not isinstance(results.get("sections"), dict):
-        raise ValueError(f"{path} has no 'sections' object; rerun the suite without --only to rewrite it")
+        raise SuiteError(f"{path} has no 'sections' object; rerun the suite without --only to rewrite it")
     return results
 
 
@@ -358,12 +372,31 @@ def save_results(results: dict[str, Any], out_dir: Path) -> Path:
     return path
 
 
+WORK_DIR_MARKER = ".benchmark-section"
+"""File that marks a directory as a section's work directory, which the suite may empty."""
+
+
+def prepare_work_dir(work_dir: Path, resume: bool) -> Path:
+    """Create ``work_dir``; empty it first unless ``resume``, but only if the suite created it."""
+    if work_dir.exists() and not resume:
+        if not (work_dir / WORK_DIR_MARKER).exists():
+            raise SuiteError(f"{work_dir} exists but was not created by the benchmark suite, so it is left alone; "
+                             "choose another --out")
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / WORK_DIR_MARKER).touch()
+    return work_dir
+
+
 def run_suite(settings: SuiteSettings, out_dir: Path, sections: tuple[str, ...] = SECTIONS,
-              command: str | None = None, merge: bool = False) -> dict[str, Any]:
+              command: str | None = None, merge: bool = False, resume: bool = False) -> dict[str, Any]:
     """Run ``sections`` (timing sections first, then quality) and save ``out_dir/results.json`` after each.
 
     With ``merge`` the sections not run keep their entries from the previous
-    results file; otherwise the file holds only this run's sections.
+    results file; otherwise the file holds only this run's sections. Each
+    section works in ``out_dir/SECTION``, which is emptied first unless
+    ``resume``: then the DAgger runs and ablation jobs finished there are kept,
+    and so are recorded demonstrations.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -380,9 +413,10 @@ def run_suite(settings: SuiteSettings, out_dir: Path, sections: tuple[str, ...] 
             logger.warning("load average %.2f before the %s timing section: other processes are running, so the "
                            "times will be slower than on an idle machine", before[0], name)
         logger.info("section %s: start", name)
+        work_dir = prepare_work_dir(out_dir / name, resume)
         started_utc = utc_now()
         start_s = time.perf_counter()
-        result = RUNNERS[name](settings, out_dir)
+        result = RUNNERS[name](settings, work_dir)
         wall_s = time.perf_counter() - start_s
         machine = machine_facts()
         machine["date_utc"] = started_utc
@@ -399,6 +433,7 @@ def run_suite(settings: SuiteSettings, out_dir: Path, sections: tuple[str, ...] 
         if name in QUALITY_SECTIONS:
             results["sections"][name]["workers"] = settings.workers
         save_results(results, out_dir)
+        (work_dir / f"{name}.json").write_text(json.dumps(results["sections"][name], indent=2) + "\n")
         logger.info("section %s: done in %.1f s", name, wall_s)
     results["last_run"]["finished_utc"] = utc_now()
     save_results(results, out_dir)
