@@ -121,8 +121,9 @@ class SuiteSettings:
 def full_settings(workers: int = 2) -> SuiteSettings:
     """Sizes meant to finish in about 60 minutes on a 2-core machine with 2 workers.
 
-    NOTE: not yet timed end to end. The timing sections are estimated at about 8 minutes and the DAgger
-    section at about 10 (3.5 times the work of the quick one, which took 169 s at load average 4 to 6).
+    NOTE: not yet timed end to end. Estimates: about 8 minutes for the timing sections, and 10 to 12 for
+    DAgger, which plays and trains about 3.5 times as much as the quick DAgger section (169 s at load
+    average 4 to 6, measured with 4 starting epochs instead of 10).
     """
     from agents.benchmark import ablations
 
@@ -133,7 +134,8 @@ def full_settings(workers: int = 2) -> SuiteSettings:
 def quick_settings(workers: int = 2) -> SuiteSettings:
     """Sizes meant to finish in about 10 minutes on a 2-core machine with 2 workers; 3 DAgger seeds still.
 
-    At load average 4 to 6 (other jobs running) the timing sections took 158 s and DAgger 169 s.
+    At load average 4 to 6 (other jobs running) the whole run took 9 min 40 s: timing sections 158 s,
+    DAgger 169 s (with 4 starting epochs, now 10) and the ablations 248 s.
     """
     from agents.benchmark import ablations
 
