@@ -19,6 +19,7 @@ SECTION_HEADINGS = {
     "latency": "## Policy inference latency",
     "train": "## Training throughput against imitation's bc.BC",
     "demos": "## Demonstrations: recording and loading against imitation.data.serialize",
+    "recipe": "## Training: the default recipe against the seed baseline",
     "dagger": "## Correction rounds: human-gated against plain DAgger",
     "ablations": "## Training ablations: how the pieces of the default recipe matter",
 }

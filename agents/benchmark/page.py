@@ -232,6 +232,62 @@ def demos_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> st
     return "\n".join(lines) + "\n"
 
 
+def recipe_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> str:
+    from agents.bench_quality import MIN_MACRO_F1_GAIN, MIN_RARE_RECALL, RARE_PREVALENCE
+
+    result = section["result"]
+    settings, summary = result["settings"], result["aggregate"]
+    seeds = settings["seeds"]
+    recipes = summary["recipes"]
+    lines = [
+        "## Training: the default recipe against the seed baseline\n",
+        provenance(section),
+        f"Per seed ({', '.join(map(str, seeds))}): {settings['episodes']} expert rounds against the normal CPU, "
+        "split by episode; the default recipe (`scripts/train_bc.py`) and the seed baseline (`--preset "
+        f"seed-baseline`: plain BCE, threshold 0.5, random-frame split) trained for at most {settings['epochs']} "
+        "epochs and scored on the same held-out test episodes; then each policy and the expert play the same "
+        f"{settings['eval_episodes']} seeded rounds against the normal CPU. Mean ± sample standard deviation over "
+        f"{len(seeds)} seeds.\n",
+        "| pilot | test macro F1 | test macro AP | exact match | binary accuracy (all-zero) | win rate |",
+        "|---|---|---|---|---|---|",
+    ]
+    for recipe, label in (("default", "default recipe"), ("seed_baseline", "seed baseline")):
+        row = recipes[recipe]
+        lines.append(f"| {label} | {_spread(row['macro_f1'])} | {_spread(row['macro_ap'])} | "
+                     f"{_spread(row['exact_match'])} | {_spread(row['binary_accuracy'], digits=3)} "
+                     f"({_spread(row['all_zero_binary_accuracy'], digits=3)}) | {_spread(row['win_rate'], percent=True)} |")
+    lines.append(f"| expert | | | | | {_spread(summary['expert_win_rate'], percent=True)} |")
+
+    lines += [
+        "",
+        f"Recall of the default recipe on the buttons held in {RARE_PREVALENCE:.0%} of the training steps or "
+        "fewer. Pooled recall counts every seed's test steps together; the press events are those in each "
+        "seed's test split.\n",
+        "| button | recall, mean over seeds | pooled recall | test press events per seed |",
+        "|---|---|---|---|",
+    ]
+    for name, entry in summary["rare_recall"].items():
+        events = ", ".join(str(count) for count in entry["test_press_events"])
+        lines.append(f"| {name} | {_spread(entry['per_seed'])} | {_number(entry['pooled'], 2)} | {events} |")
+
+    targets, gain = summary["targets"], summary["macro_f1_gain"]
+    below = [name for name, entry in summary["rare_recall"].items()
+             if entry["pooled"] is not None and entry["pooled"] < MIN_RARE_RECALL]
+    unmeasured = [name for name, entry in summary["rare_recall"].items() if entry["pooled"] is None]
+    lines += [
+        "",
+        f"The default recipe's test macro F1 differs from the seed baseline's by {gain['mean']:+.3f} ± "
+        f"{gain['std']:.3f} "
+        f"(target {MIN_MACRO_F1_GAIN:+.2f}: {'met' if targets['macro_f1_gain_met'] else 'not met'}). "
+        f"Pooled rare-button recall is at least {MIN_RARE_RECALL} "
+        + ("on every rare button" if not below else f"on every rare button except {', '.join(below)}")
+        + (f" ({', '.join(unmeasured)}: no press in any test split)." if unmeasured else ".")
+        + f" It won {targets['default_wins']} of {targets['rounds_per_recipe']} rounds against the baseline's "
+        f"{targets['baseline_wins']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def dagger_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> str:
     result = section["result"]
     settings = result["settings"]
@@ -271,7 +327,7 @@ def dagger_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> s
 
 
 def _spread(stats: dict[str, Any] | None, percent: bool = False, digits: int = 2) -> str:
-    if stats is None:
+    if stats is None or stats.get("mean") is None:
         return "n/a"
     if percent:
         return f"{stats['mean']:.1%} ± {stats['std'] * 100:.1f}"
@@ -310,7 +366,7 @@ def ablations_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -
 
 RENDERERS: dict[str, Callable[[dict[str, Any], Path, Path], str]] = {
     "arena": arena_markdown, "screen": screen_markdown, "latency": latency_markdown, "train": train_markdown,
-    "demos": demos_markdown, "dagger": dagger_markdown, "ablations": ablations_markdown,
+    "demos": demos_markdown, "recipe": recipe_markdown, "dagger": dagger_markdown, "ablations": ablations_markdown,
 }
 
 

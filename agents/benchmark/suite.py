@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agents.benchmark.dagger_seeds import DaggerSeedsSettings, run_dagger_seeds
+from agents.benchmark.recipe import RecipeSettings, run_recipe as run_recipe_seeds
 from agents.benchmark.latency import LatencySettings, measure_latency
 
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING_SECTIONS = ("arena", "screen", "latency", "train", "demos")
-QUALITY_SECTIONS = ("dagger", "ablations")
+QUALITY_SECTIONS = ("recipe", "dagger", "ablations")
 SECTIONS = TIMING_SECTIONS + QUALITY_SECTIONS
 RESULTS_FILE = "results.json"
 
@@ -111,6 +112,7 @@ class SuiteSettings:
     latency: LatencySettings = field(default_factory=LatencySettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     demos: DemosSettings = field(default_factory=DemosSettings)
+    recipe: RecipeSettings = field(default_factory=RecipeSettings)
     dagger: DaggerSeedsSettings = field(default_factory=DaggerSeedsSettings)
     ablations: Any = field(default_factory=_default_ablations)
     """``agents.benchmark.ablations.AblationSettings``."""
@@ -146,6 +148,7 @@ def quick_settings(workers: int = 2) -> SuiteSettings:
         latency=LatencySettings(steps=1000, repeats=3, batches=10),
         train=TrainSettings(demo_episodes=30, batches=30, warmup_batches=3, repeats=2),
         demos=DemosSettings(episodes=10, repeats=3, realtime_s=10.0),
+        recipe=RecipeSettings(episodes=30, epochs=12, eval_episodes=20),
         dagger=DaggerSeedsSettings(demo_episodes=20, bc_epochs=10, rounds=2, episodes_per_round=4, epochs=2,
                                    eval_episodes=20),
         ablations=dataclasses.replace(ablations.quick_settings(), workers=workers),
@@ -165,6 +168,7 @@ def tiny_settings(workers: int = 2) -> SuiteSettings:
                                 recorded_observations=50),
         train=TrainSettings(demo_episodes=3, batches=3, warmup_batches=1, repeats=1, trainers="ours,bc"),
         demos=DemosSettings(episodes=2, repeats=1, realtime_s=1.0),
+        recipe=RecipeSettings(seeds=(0, 1), episodes=4, epochs=1, eval_episodes=2),
         dagger=DaggerSeedsSettings(seeds=(0, 1), demo_episodes=4, bc_epochs=1, rounds=1, episodes_per_round=1, epochs=1,
                                    eval_episodes=2),
         ablations=dataclasses.replace(ablations.tiny_settings(), workers=workers),
@@ -322,6 +326,10 @@ def run_demos(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
                                      work_dir=str(work_dir)))
 
 
+def run_recipe(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
+    return run_recipe_seeds(settings.recipe, work_dir, settings.workers)
+
+
 def run_dagger(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
     return run_dagger_seeds(settings.dagger, work_dir, settings.workers)
 
@@ -335,7 +343,7 @@ def run_ablations(settings: SuiteSettings, work_dir: Path) -> dict[str, Any]:
 RUNNERS: dict[str, Callable[[SuiteSettings, Path], dict[str, Any]]] = {
     # Each runner gets its section's own work directory, OUT/SECTION.
     "arena": run_arena, "screen": run_screen, "latency": run_latency, "train": run_train, "demos": run_demos,
-    "dagger": run_dagger, "ablations": run_ablations,
+    "recipe": run_recipe, "dagger": run_dagger, "ablations": run_ablations,
 }
 
 
