@@ -79,7 +79,7 @@ class TrainSettings:
     """Optimizer steps before timing starts."""
     repeats: int = 3
     """Runs per trainer, interleaved; the median samples/s is reported."""
-    trainers: str = "ours,bc,bc_button_loss"
+    trainers: str = "ours,ours_bf16,bc,bc_button_loss"
     """Comma-separated trainers of ``agents.bench_train.TRAINERS``."""
 
 
