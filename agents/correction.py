@@ -17,6 +17,7 @@ action and an intervention flag, so the episode store keeps who pressed what.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -29,6 +30,7 @@ from agents.session import Decision, Observation, Pilot
 from fightenv.arena.env import ArenaEnv
 from fightenv.arena.expert import ArenaExpert, ExpertStyle
 
+logger = logging.getLogger(__name__)
 
 class CorrectionMode(str, Enum):
     TAKEOVER = "takeover"
@@ -40,6 +42,10 @@ class Corrector(Protocol):
     """Whoever may correct the agent: a person at the keyboard or the scripted expert."""
 
     name: str
+    budget_limits_takeover: bool
+    """True when a spent budget keeps the corrector hands-off. A person's keys reach a real game whatever the
+    pilot decides, so a human corrector sets it False: every step they hold keys is recorded, and the
+    budget limits only the help requests."""
 
     def reset(self, env: gym.Env, seed: int | None) -> None: ...
 
@@ -79,6 +85,7 @@ class ExpertCorrector:
     """
 
     name = "expert"
+    budget_limits_takeover = True
 
     def __init__(
         self,
@@ -200,6 +207,8 @@ class CorrectedPilot:
         self.interventions = 0
         """Times the corrector took control (a run of intervened steps counts once)."""
         self.help_requests = 0
+        self.budget_warned = False
+        """True once a corrector that the budget does not limit has gone past it (warned once per pilot)."""
 
     def reset(self, env: gym.Env, seed: int | None) -> None:
         self.agent.reset(env, seed)
@@ -211,7 +220,9 @@ class CorrectedPilot:
         agent_decision = self.agent.act(obs)
         agent_action = agent_decision.action
         help_buttons = np.zeros(len(agent_action), dtype=bool)
-        if self.rare is not None and self.help_margin > 0 and self.help_requests < self.help_budget:
+        # A spent budget stops the help requests of a corrector it cannot keep hands-off.
+        may_ask = self.corrector_bound_by_budget or not self.budget.spent
+        if self.rare is not None and self.help_margin > 0 and self.help_requests < self.help_budget and may_ask:
             help_buttons = uncertain_buttons(agent_decision.probabilities, self.thresholds, self.rare,
                                              self.help_margin)
             if help_buttons.any():
@@ -226,7 +237,7 @@ class CorrectedPilot:
         # The corrector is in control while it holds buttons (None means hands-off), and in takeover mode
         # for a short hold-off after it lets go, so control does not flap between the two every step.
         held = self.corrector.propose(obs, agent_decision, help_buttons)
-        if self.budget.spent:
+        if self.budget.spent and self.corrector_bound_by_budget:
             held, self._holdoff_left = None, 0
         if held is None and self._holdoff_left > 0:
             # The corrector has let go but keeps control: nothing is pressed, and since the corrector
@@ -242,9 +253,24 @@ class CorrectedPilot:
         self._in_control = True
         self._holdoff_left = self.holdoff_steps if self.mode is CorrectionMode.TAKEOVER else 0
         self.budget.use()
+        if self.budget.spent and not self.corrector_bound_by_budget:
+            self._note_budget_spent()
         held = np.asarray(held, dtype=np.uint8)
         executed = held if self.mode is CorrectionMode.TAKEOVER else agent_action | held
         return self._decision(agent_decision, executed.astype(np.uint8), held, intervened=True)
+
+    @property
+    def corrector_bound_by_budget(self) -> bool:
+        return getattr(self.corrector, "budget_limits_takeover", True)
+
+    def _note_budget_spent(self) -> None:
+        """Warn once, and tell the corrector (its overlay shows it), that the round's correction budget is spent."""
+        if self.budget_warned:
+            return
+        self.budget_warned = True
+        self.corrector.budget_spent = True
+        logger.warning("the round's correction budget is spent: your corrections are still recorded and trained "
+                       "on, but the agent asks for no more help this round")
 
     def _decision(self, agent_decision: Decision, executed: np.ndarray, corrector_action, intervened: bool) -> Decision:
         return Decision(

@@ -22,8 +22,12 @@ together, and ``win_rate_source`` is "corrected_episodes". The closed-loop
 recall and press-rate fields are None and ``eval_episodes`` is 0.
 
 ``OUT/rounds.json`` holds one row per finished round (round 0 is the starting
-policy). A run that stops mid-round keeps the episodes already stored, and
-``resume=True`` collects only the missing ones before retraining.
+policy). A run that stops mid-round keeps the episodes already stored, the
+interrupted one as a partial episode, and ``resume=True`` plays complete
+episodes until the round has ``episodes_per_round`` of them. Partial episodes
+are not counted there, but they stay in the round: their corrected steps
+train the policy like any others, and the round's ``episodes`` and ``steps``
+include them (``partial_episodes`` says how many).
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ class DaggerError(Exception):
     """Error raised when a correction run cannot start or continue; its message gives the cause and the fix."""
 
 
+class DaggerStopped(Exception):
+    """Raised when the stop hotkey or Ctrl+C (SIGINT) ends a run; the stored corrections are kept for ``--resume``."""
+
+
 def _help(text: str, **kwargs: Any) -> Any:
     return field(metadata={"help": text}, **kwargs)
 
@@ -87,7 +95,11 @@ class DaggerConfig:
     rare_buttons: str = _help("comma-separated buttons whose mistakes make the expert corrector take over",
                               default="guard,grab,special")
     budget_fraction: float = _help("corrected (or, for label_all, labelled) steps over all rounds, as a share "
-                                   "of the demonstration steps", default=0.25)
+                                   "of the demonstration steps, split evenly over the rounds. The expert corrector "
+                                   "stays hands-off once its round's share is spent. A human corrector's keys "
+                                   "are always recorded, because a game receives them anyway: past the share, "
+                                   "the agent stops asking for help and the overlay shows 'budget spent'",
+                                   default=0.25)
     correction_weight: int = _help("times each corrected step counts in training", default=2)
     holdoff_steps: int = _help("takeover mode: steps the corrector keeps control after letting go", default=2)
     takeover_delay_steps: int = _help("expert corrector: extra steps a missed rare button lasts before it takes "
@@ -302,6 +314,10 @@ def format_rounds_table(rows: Sequence[dict[str, Any]], rare: Sequence[str]) -> 
             f"{row['intervention_rate']:>6.1%} {row['corrected_steps']:>9} {row['val_macro_f1'] or 0:>7.3f} "
             f"{row['val_macro_ap'] or 0:>7.3f} {recalls} {live_recall:>8} {win:>6}"
         )
+    partial = sum(row.get("partial_episodes", 0) for row in rows)
+    if partial:
+        lines.append(f"episodes and steps include {partial} partial episode(s): stopped mid-episode, kept, and "
+                     "not counted toward --episodes-per-round; their corrected steps train like the others")
     if any(row.get("win_rate_source") == "corrected_episodes" for row in rows):
         lines.append("win: won share of the round's corrected episodes (agent and person together) by the "
                      "profile's end probes; n/a where no outcome was read. live rec: n/a, no CPU to play against")
@@ -398,7 +414,7 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
         # A game window: the policy plays it, and scores it, through the screen env.
         env = play_env = gym.make(fightenv.SCREEN_ID, profile=config.profile)
         try:
-            return _run_rounds(config, out, base, demos_path, data, env, play_env)
+            return _run_rounds_or_stop(config, out, base, demos_path, data, env, play_env)
         finally:
             env.close()
     env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty)
@@ -406,7 +422,19 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
     play_env = env
     if config.corrector == "human":
         play_env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty, render_mode="human")
-    return _run_rounds(config, out, base, demos_path, data, env, play_env)
+    return _run_rounds_or_stop(config, out, base, demos_path, data, env, play_env)
+
+
+def _run_rounds_or_stop(config: DaggerConfig, out: Path, *args: Any) -> list[dict[str, Any]]:
+    """Run ``_run_rounds``, turning Ctrl+C into ``DaggerStopped`` for the round that was in progress."""
+    try:
+        return _run_rounds(config, out, *args)
+    except KeyboardInterrupt:
+        # The store has kept an open episode as partial, and the key sender released its keys.
+        rounds_path = out / ROUNDS_FILE
+        rows = json.loads(rounds_path.read_text())["rounds"] if rounds_path.exists() else []
+        round_index = rows[-1]["round"] + 1 if rows else 0
+        raise _stopped(round_index, "Ctrl+C", out / CORRECTIONS_DIR) from None
 
 
 def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: str, data: RoundData,
@@ -458,8 +486,6 @@ def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: 
             help_margin=config.help_margin, rare=rare_mask, help_budget=config.help_budget,
         )
         should_stop = getattr(corrector, "should_stop", None)
-        stopped = DaggerError(f"stopped by the stop hotkey in round {round_index}; the corrections so far are kept "
-                              f"in {corrections_path}; continue with --resume")
         try:
             for episode in range(done, config.episodes_per_round):
                 try:
@@ -467,9 +493,9 @@ def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: 
                                 should_stop=should_stop)
                 except StopRequested as error:
                     # The screen env's own stop hotkey, pressed while it waited for a round to start.
-                    raise stopped from error
+                    raise _stopped(round_index, "the stop hotkey", corrections_path) from error
                 if should_stop is not None and should_stop():
-                    raise stopped
+                    raise _stopped(round_index, "the stop hotkey", corrections_path)
         finally:
             store.close()
             if hasattr(corrector, "keyboard"):
@@ -509,6 +535,7 @@ def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: 
         steps, intervened, per_button = _round_statistics(corrections, this_round, data.layout.button_names)
         row = {
             "episodes": len(this_round),
+            "partial_episodes": sum(1 for i in this_round if corrections.episodes[i].partial),
             "steps": steps,
             "interventions": _count_runs(corrections, this_round),
             "intervention_rate": intervened / steps if steps else 0.0,
@@ -523,6 +550,11 @@ def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: 
         _write_rounds(out, config, rows)
         print(format_rounds_table(rows, rare), flush=True)
     return rows
+
+
+def _stopped(round_index: int, cause: str, corrections_path: Path) -> DaggerStopped:
+    return DaggerStopped(f"stopped in round {round_index} by {cause}; the corrections so far are kept in "
+                         f"{corrections_path}; continue with --resume")
 
 
 def _round_episodes(store_path: Path, round_index: int) -> list[Any]:

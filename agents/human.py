@@ -33,7 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.session import Decision, Observation, run_episode
-from fightenv.screen.keys import KeyEchoFilter, name_of_pynput_key, normalize_key_name
+from fightenv.screen.keys import KeyEchoFilter, XKeyboardState, name_of_pynput_key, normalize_key_name
 from fightenv.screen.profile import ARENA_PROFILE, Profile, ProfileError, load_profile
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,12 @@ _ARENA_PROFILE = load_profile(ARENA_PROFILE)
 DEFAULT_BUTTON_KEYS: dict[str, str] = _ARENA_PROFILE.key_for_button
 DEFAULT_HOTKEYS: dict[str, str] = hotkeys_from_profile(_ARENA_PROFILE)
 STATUS_INTERVAL_S = 0.5
+KEYMAP_SETTLE_S = 0.05
+"""Seconds after the agent's last key event on a key before a held key there counts as the person's.
+
+Measured with ``python -m fightenv.screen.keymap_latency`` (Xvfb 21.1, pynput 1.8, a shared 2-core VM under
+load): another X connection's ``XQueryKeymap`` showed an XTest press or release 0.5 ms (p50) and at most 6 ms
+after the send returned. 50 ms leaves a wide margin on a slower X server."""
 
 
 class KeyboardState:
@@ -83,8 +89,19 @@ class KeyboardState:
     takes the Arena's keys (``DEFAULT_BUTTON_KEYS``, ``DEFAULT_HOTKEYS``).
 
     ``echo`` is the ``KeyEchoFilter`` of a key sender in this process (a
-    screen env's ``key_echo``): button key events that sender sent are dropped,
-    so the agent's own presses do not read as the person's.
+    screen env's ``key_echo``). With it, the held buttons come from the X
+    server's key state (``XQueryKeymap``) less the keys the agent holds now or
+    sent an event on within ``settle_s``, and the listener adds only presses
+    that are not echoes (taps shorter than a step). Listening alone cannot
+    tell who holds a key: the agent's XTest events look typed, and the X
+    server autorepeats only the last key pressed, so the agent's next press
+    ends the autorepeat of a key the person holds.
+
+    NOTE: the X server keeps one down state per key, so a key that agent and
+    person both hold reads as the agent's. The person's press is seen only
+    after the agent's release plus ``settle_s``, and under Xvfb (one XTest
+    device for both) the agent's release lifts the person's key as well.
+    Whether a real keyboard's key stays down then on Xorg is untested.
     """
 
     def __init__(
@@ -93,7 +110,10 @@ class KeyboardState:
         button_keys: Mapping[str, str] | None = None,
         hotkeys: Mapping[str, str] | None = None,
         echo: KeyEchoFilter | None = None,
+        settle_s: float = KEYMAP_SETTLE_S,
     ) -> None:
+        if not settle_s >= 0:
+            raise ValueError(f"settle_s must be seconds >= 0, got {settle_s!r}")
         button_keys = dict(DEFAULT_BUTTON_KEYS if button_keys is None else button_keys)
         hotkeys = dict(DEFAULT_HOTKEYS if hotkeys is None else hotkeys)
         missing = [name for name in button_names if name not in button_keys]
@@ -108,6 +128,8 @@ class KeyboardState:
         self._button_of_key = {key: i for i, key in enumerate(self.button_keys[n] for n in self.button_names)}
         self._hotkey_of_key = {key: control for control, key in self.hotkeys.items()}
         self.echo = echo
+        self.settle_s = settle_s
+        self._keymap: XKeyboardState | None = None
         self._lock = threading.Lock()
         self._held = np.zeros(len(button_names), dtype=np.uint8)
         self._pressed_since_sample = np.zeros(len(button_names), dtype=np.uint8)
@@ -130,13 +152,18 @@ class KeyboardState:
         self._listener = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
         self._listener.start()
         self._listener.wait()
+        if self.echo is not None:
+            self._keymap = XKeyboardState([self.button_keys[name] for name in self.button_names])
         return self
 
     def close(self) -> None:
-        """Stop the listener thread."""
+        """Stop the listener thread and close the key state's X connection."""
         if self._listener is not None:
             self._listener.stop()
             self._listener = None
+        if self._keymap is not None:
+            self._keymap.close()
+            self._keymap = None
 
     def __enter__(self) -> KeyboardState:
         return self.start()
@@ -175,14 +202,25 @@ class KeyboardState:
     def sample(self) -> np.ndarray:
         """Return the buttons held now or pressed since the last sample, ``(n,)`` uint8."""
         with self._lock:
-            action = self._held | self._pressed_since_sample
+            pressed = self._pressed_since_sample.copy()
             self._pressed_since_sample[:] = 0
-        return action
+            held = self._held.copy()
+        if self._keymap is not None:
+            held = self._person_keys_down().astype(np.uint8)
+        return held | pressed
 
     def held_now(self) -> np.ndarray:
         """Return the buttons whose keys are down now, ``(n,)`` bool, without the presses since the last sample."""
+        if self._keymap is not None:
+            return self._person_keys_down()
         with self._lock:
             return self._held.astype(bool)
+
+    def _person_keys_down(self) -> np.ndarray:
+        """Return the buttons whose keys the X server has down, less those the agent holds or just sent."""
+        down = self._keymap.held()
+        agent = self.echo.busy(self._keymap.names, self.settle_s)
+        return down & ~agent
 
     def release_all(self) -> None:
         """Forget held buttons, e.g. after a pause, so a key released unseen does not stay held."""
@@ -459,7 +497,10 @@ def record_human_session(env: gym.Env, store, config, keyboard_state: KeyboardSt
             keys.close()
     result.wall_time_s = time.monotonic() - start_s
     if result.episodes < config.episodes and result.stopped is None:
-        logger.info("session stopped by the %s hotkey after %d episodes", keys.hotkeys["stop"], result.episodes)
+        # Any early stop makes scripts/collect_demos.py exit with status 1, and the recorded episodes are kept.
+        result.stopped = (f"stopped by the {keys.hotkeys['stop']} hotkey after {result.episodes} of "
+                          f"{config.episodes} episodes")
+        logger.info("session %s", result.stopped)
     return result
 
 

@@ -32,6 +32,7 @@ AGENT_COLOUR = (90, 200, 90)
 IDLE_COLOUR = (110, 110, 110)
 PLAYER_COLOUR = (40, 150, 255)
 HELP_COLOUR = (0, 230, 255)
+BUDGET_SPENT_TEXT = "budget spent"
 
 
 class CorrectionOverlay:
@@ -46,13 +47,16 @@ class CorrectionOverlay:
         self.height = ROW_HEIGHT * (len(self.button_names) + 1) + 8
         self.last_image: np.ndarray | None = None
 
-    def draw(self, agent: Decision, held: np.ndarray, help_buttons: np.ndarray) -> np.ndarray:
-        """Return the overlay as a ``(height, WIDTH, 3)`` BGR image."""
+    def draw(self, agent: Decision, held: np.ndarray, help_buttons: np.ndarray, budget_spent: bool = False) -> np.ndarray:
+        """Return the overlay as a ``(height, WIDTH, 3)`` BGR image; ``budget_spent`` adds a notice to the header."""
         image = np.full((self.height, WIDTH, 3), 30, dtype=np.uint8)
         in_control = bool(held.any())
         header = "YOU are in control" if in_control else "agent in control"
         cv2.putText(image, header, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
                     PLAYER_COLOUR if in_control else AGENT_COLOUR, 1, cv2.LINE_AA)
+        if budget_spent:
+            cv2.putText(image, BUDGET_SPENT_TEXT, (WIDTH - 130, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, HELP_COLOUR, 1,
+                        cv2.LINE_AA)
         probabilities = agent.probabilities
         bar_left, bar_right = 120, WIDTH - 50
         for i, name in enumerate(self.button_names):
@@ -79,8 +83,8 @@ class CorrectionOverlay:
             cv2.rectangle(image, (0, 0), (WIDTH - 1, self.height - 1), HELP_COLOUR, 3)
         return image
 
-    def update(self, agent: Decision, held: np.ndarray, help_buttons: np.ndarray) -> None:
-        self.last_image = self.draw(agent, held, help_buttons)
+    def update(self, agent: Decision, held: np.ndarray, help_buttons: np.ndarray, budget_spent: bool = False) -> None:
+        self.last_image = self.draw(agent, held, help_buttons, budget_spent)
         if self.show:
             cv2.imshow(OVERLAY_TITLE, self.last_image)
             cv2.waitKey(1)
@@ -105,11 +109,15 @@ class HumanCorrector:
     """The player as corrector: holding mapped keys takes over; paced in real time at the decision rate."""
 
     name = "human"
+    budget_limits_takeover = False
+    """A person's keys reach a real game whatever the pilot executes, so every step they hold keys is recorded."""
 
     def __init__(self, keyboard: KeyboardState, decision_hz: float, overlay: CorrectionOverlay | None = None,
                  pace: bool = True) -> None:
         self.keyboard = keyboard
         self.overlay = overlay
+        self.budget_spent = False
+        """Set by ``CorrectedPilot`` once the round's correction budget is spent; the overlay then shows a notice."""
         self.pacer = RealTimePacer(decision_hz)
         self.pace = pace
 
@@ -133,7 +141,7 @@ class HumanCorrector:
         self._wait_for_step()
         held = self.keyboard.sample()
         if self.overlay is not None:
-            self.overlay.update(agent, held, help_buttons)
+            self.overlay.update(agent, held, help_buttons, budget_spent=self.budget_spent)
         return held if held.any() else None
 
     def label(self, obs: Observation) -> np.ndarray:

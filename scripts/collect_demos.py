@@ -7,8 +7,8 @@
     python scripts/collect_demos.py --report runs/demos --json
 
 Exit status: 0 when every requested episode was recorded, 1 when recording
-stopped early (interrupted, disk full; what was written is kept), 2 on invalid
-options or an unusable store.
+stopped early (the stop hotkey, Ctrl+C, a full disk; the recorded episodes are
+kept), 2 on invalid options or an unusable store.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ rare-button recall on test episodes, win rate against the CPU). With
 outcomes the profile's end probes read in the round's corrected episodes, or
 is null when the profile reads none.
 
-Exit status: 0 on success, 2 on invalid options, policy, demos or run directory.
+Exit status: 0 on success; 1 when the stop hotkey or Ctrl+C ended the run (the
+stored corrections are kept; continue with --resume); 2 on invalid options,
+policy, demos or run directory.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import logging
 import sys
 
 from agents.cli import parse_config
-from agents.dagger import DaggerConfig, DaggerError, run_dagger, run_relabel
+from agents.dagger import DaggerConfig, DaggerError, DaggerStopped, run_dagger, run_relabel
 
 logger = logging.getLogger("dagger")
 
@@ -55,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
             ProfileError) as error:
         logger.error("%s", error)
         return 2
+    except DaggerStopped as stop:
+        logger.warning("%s", stop)
+        return 1
+    except KeyboardInterrupt:
+        # Ctrl+C outside the correction rounds: while loading the demos or the policy, or in --relabel.
+        logger.warning("stopped by Ctrl+C; what was stored so far is kept; continue with --resume")
+        return 1
     return 0
 
 

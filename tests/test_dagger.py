@@ -198,8 +198,8 @@ def test_human_corrector_takes_over_and_stop_keeps_corrections(trained, tmp_path
                 process.kill()
                 process.wait()
     log = stderr_path.read_text()
-    assert process.returncode == 2, log
-    assert "stopped by the stop hotkey in round 1" in log
+    assert process.returncode == 1, log
+    assert "stopped in round 1 by the stop hotkey" in log
     assert "Traceback" not in log
 
     corrections = load_demos(out / "corrections")

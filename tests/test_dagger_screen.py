@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fightenv.screen.keys import KEY_NAMES, any_key_down
+from fightenv.screen.keys import KEY_NAMES, XKeyboardState, any_key_down
 from fightenv.screen.profile import ARENA_PROFILE, load_profile
 from fightenv.screen.xvfb import launch_arena_window, private_display
 from test_screen_keys import wait_until
@@ -54,6 +54,16 @@ def xdotool(display: str, *args: str) -> None:
     subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, check=True)
 
 
+def start_one_round(display: str, policy: Path, out: Path, episodes: int = 1) -> subprocess.Popen:
+    """Start scripts/dagger.py for one round of ``episodes`` episodes on the Arena window, the person correcting."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "dagger.py"), "--policy", str(policy), "--out", str(out),
+         "--profile", str(ARENA_PROFILE), "--corrector", "human", "--rounds", "1", "--episodes-per-round",
+         str(episodes), "--epochs", "1", "--no-progress"],
+        cwd=ROOT, env={**os.environ, "DISPLAY": display}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
 def test_profile_needs_human_corrector(tmp_path):
     result = script("dagger.py", "--policy", str(tmp_path), "--profile", str(ARENA_PROFILE))
 
@@ -77,17 +87,11 @@ def test_profile_window_missing(display, policy, tmp_path):
 @pytest.mark.slow
 def test_human_correction_on_window(display, policy, tmp_path):
     from demos.loader import load_demos
-    from fightenv.screen.keys import XKeyboardState
 
     out = tmp_path / "dagger"
     window = launch_arena_window(display, "--seed", "5", "--round-time", "5", "--restart-delay", "0.5")
     keyboard = XKeyboardState(ARENA.keys)
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "dagger.py"), "--policy", str(policy), "--out", str(out),
-         "--profile", str(ARENA_PROFILE), "--corrector", "human", "--rounds", "1", "--episodes-per-round", "1",
-         "--epochs", "1", "--no-progress"],
-        cwd=ROOT, env={**os.environ, "DISPLAY": display}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process = start_one_round(display, policy, out)
     person_key = None
     try:
         # The agent is playing once one of its keys is down.
@@ -142,3 +146,157 @@ def test_human_correction_on_window(display, policy, tmp_path):
     agent_steps = ~fields.intervened
     assert fields.agent_action[agent_steps].any()
     assert not fields.has_corrector_action[agent_steps].any()
+
+
+class TapThenIdleAgent:
+    """An agent that holds ``button`` for the first 3 steps, then taps ``other`` every fourth step.
+
+    Its release of ``button`` starts the person's hold (on a timer thread); its later presses of ``other``
+    end the X server's autorepeat of the person's key, as a playing agent does.
+    """
+
+    name = "scripted"
+
+    def __init__(self, button: int, other: int, on_release) -> None:
+        self.button, self.other, self.on_release = button, other, on_release
+        self.steps = 0
+
+    def reset(self, env, seed):
+        self.steps = 0
+
+    def act(self, obs):
+        from agents.session import Decision
+
+        action = np.zeros(len(ARENA.buttons), dtype=np.uint8)
+        if self.steps < 3:
+            action[self.button] = 1
+        elif self.steps == 3:
+            self.on_release()
+        elif self.steps % 4 == 0:
+            action[self.other] = 1
+        self.steps += 1
+        return Decision(action=action, source="policy", probabilities=None)
+
+
+@pytest.mark.screen
+@pytest.mark.slow
+def test_hold_after_agent_release_recorded(display, tmp_path, caplog):
+    # The agent uses guard, lets go, and 0.1 s later the person holds guard for 1 s. A correction budget
+    # of 3 steps is spent early in the hold: every held step is still recorded, with one warning.
+    import threading
+
+    import gymnasium as gym
+
+    import fightenv
+    from agents.correction import CorrectedPilot, CorrectionBudget, CorrectionMode
+    from agents.dagger import _screen_corrector
+    from agents.session import run_episode
+    from demos.loader import load_demos
+    from demos.store import EpisodeStore
+
+    guard, punch = ARENA.buttons.index("guard"), ARENA.buttons.index("punch")
+    guard_keysym = KEY_NAMES[ARENA.key_for_button["guard"]]
+    window = launch_arena_window(display, "--seed", "5", "--round-time", "30")
+    env = gym.make(fightenv.SCREEN_ID, profile=str(ARENA_PROFILE))
+
+    def hold_guard() -> None:
+        time.sleep(0.1)
+        xdotool(display, "keydown", guard_keysym)
+        time.sleep(1.0)
+        xdotool(display, "keyup", guard_keysym)
+
+    holder = threading.Thread(target=hold_guard)
+    agent = TapThenIdleAgent(guard, punch, on_release=holder.start)
+    corrector = None
+    store_path = tmp_path / "corrections"
+    try:
+        corrector = _screen_corrector(env, ARENA.buttons, None)
+        pilot = CorrectedPilot(agent, corrector, CorrectionMode.TAKEOVER, CorrectionBudget(3), holdoff_steps=2)
+        store = EpisodeStore.open(
+            store_path, "create", game="arena", button_names=ARENA.buttons, state_names=ARENA.state_names,
+            frame_shape=env.unwrapped.frame_shape, decision_hz=ARENA.decision_hz, pilot="policy+human",
+        )
+        with caplog.at_level("WARNING", logger="agents.correction"):
+            run_episode(env, pilot, seed=0, recorder=store, max_steps=40, reset_options={"start_now": True})
+        store.close()
+        holder.join(timeout=5)
+    finally:
+        if holder.is_alive():
+            holder.join(timeout=5)
+        xdotool(display, "keyup", guard_keysym)
+        if corrector is not None:
+            corrector.keyboard.close()
+            corrector.overlay.close()
+        env.close()
+        window.terminate()
+        window.wait(timeout=10)
+
+    fields = load_demos(store_path).step_fields(0)
+    corrected = fields.intervened & fields.has_corrector_action
+    expected = np.zeros(len(ARENA.buttons), dtype=fields.corrector_action.dtype)
+    expected[guard] = 1
+    # 1 s at 15 steps/s, less the settle time and one step of slack at either end.
+    assert corrected.sum() >= 12
+    np.testing.assert_array_equal(fields.corrector_action[corrected], np.tile(expected, (corrected.sum(), 1)))
+    np.testing.assert_array_equal(fields.action[corrected], fields.corrector_action[corrected])
+    assert not fields.intervened[:4].any()
+    assert pilot.interventions == 1
+
+    warnings = [record for record in caplog.records if "budget is spent" in record.getMessage()]
+    assert len(warnings) == 1
+    assert corrector.budget_spent
+    agent_view = corrector.overlay.last_image
+    plain = corrector.overlay.draw(_idle_decision(), np.zeros(len(ARENA.buttons), np.uint8),
+                                   np.zeros(len(ARENA.buttons), bool))
+    spent = corrector.overlay.draw(_idle_decision(), np.zeros(len(ARENA.buttons), np.uint8),
+                                   np.zeros(len(ARENA.buttons), bool), budget_spent=True)
+    assert agent_view is not None
+    assert not np.array_equal(plain[:24], spent[:24])
+    # The overlay's last frame carries the notice: its header matches the spent drawing where the notice sits.
+    np.testing.assert_array_equal(agent_view[:24, -135:], spent[:24, -135:])
+
+
+def _idle_decision():
+    from agents.session import Decision
+
+    return Decision(action=np.zeros(len(ARENA.buttons), dtype=np.uint8), source="policy", probabilities=None)
+
+
+@pytest.mark.screen
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["stop_hotkey", "sigint"])
+def test_stopped_run_exits_1(display, policy, tmp_path, how):
+    import signal
+
+    out = tmp_path / "dagger"
+    # Short rounds keep the wait for a round start short; three of them outlast the stop.
+    window = launch_arena_window(display, "--seed", "5", "--round-time", "5", "--restart-delay", "0.5")
+    keyboard = XKeyboardState(ARENA.keys)
+    process = start_one_round(display, policy, out, episodes=3)
+    try:
+        # Stop once the agent is playing (one of its keys is down).
+        assert wait_until(lambda: keyboard.held().any() or process.poll() is not None, timeout_s=40)
+        assert process.poll() is None, process.communicate()[1]
+        time.sleep(0.5)
+        if how == "sigint":
+            process.send_signal(signal.SIGINT)
+        else:
+            xdotool(display, "key", KEY_NAMES[ARENA.hotkeys["stop"]])
+        _, stderr = process.communicate(timeout=60)
+        keys_down_after_exit = any_key_down(display)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        keyboard.close()
+        window.terminate()
+        window.wait(timeout=10)
+
+    cause = "Ctrl+C" if how == "sigint" else "the stop hotkey"
+    assert process.returncode == 1, stderr
+    assert f"stopped in round 1 by {cause}" in stderr
+    assert "continue with --resume" in stderr
+    assert "Traceback" not in stderr
+    assert keys_down_after_exit == []
+    # The interrupted episode is kept for --resume.
+    assert (out / "corrections" / "manifest.json").is_file()

@@ -416,3 +416,34 @@ def test_reset_start_now_skips_start_probes(display, arena_window):
     time_left = obs["state"][STATE_FEATURES.index("time_left")]
     assert time_left < 0.97, "the round was already under way"
     assert waited_s < 1.0
+
+
+def test_reset_logs_wait_for_start(display, arena_window, caplog):
+    # Mid-round the start probes do not hold, so reset waits; the start hotkey ends the wait.
+    import threading
+
+    start_keysym = KEY_NAMES[ARENA_HOTKEYS["episode_start"]]
+    press_start = threading.Timer(
+        0.5, subprocess.run, args=(["xdotool", "key", start_keysym],),
+        kwargs={"env": {**os.environ, "DISPLAY": display}, "check": True},
+    )
+    env = gym.make(fightenv.SCREEN_ID, profile=str(ARENA_PROFILE))
+    try:
+        obs, _ = env.reset(options={"start_now": True})
+        time_left = STATE_FEATURES.index("time_left")
+        # Step until the round has run a while and has more than 2 s left: then no round can start
+        # before the hotkey press.
+        for _ in range(300):
+            if 0.3 < obs["state"][time_left] < 0.9:
+                break
+            obs, *_ = env.step(np.zeros(10, dtype=np.int8))
+        press_start.start()
+        with caplog.at_level("INFO", logger="fightenv.screen.env"):
+            env.reset()
+    finally:
+        press_start.join(timeout=5)
+        env.close()
+    waits = [record.getMessage() for record in caplog.records if "waiting for the episode start" in record.getMessage()]
+    assert len(waits) == 1
+    assert f"press {ARENA_HOTKEYS['episode_start'].upper()} or start a round in the game" in waits[0]
+    assert "times out after 120 s" in waits[0]

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fightenv.screen.keys import KEY_NAMES
@@ -283,3 +284,46 @@ def test_sender_leaves_person_keys(display, keyboard):
     finally:
         sender.close()
     assert none_down(keyboard)
+
+
+def test_person_hold_after_agent_release(display, keyboard):
+    # The agent taps punch, then presses forward; the person holds punch from 0.1 s after the agent's release.
+    # The agent's later press ends the X server's autorepeat of the person's key, so only the key state
+    # (XQueryKeymap) shows the hold for its whole length.
+    from agents.human import KEYMAP_SETTLE_S, KeyboardState
+    from fightenv.screen.keys import KeyEchoFilter, KeySender
+
+    echo = KeyEchoFilter()
+    buttons = ("forward", "punch", "special")
+    state = KeyboardState(buttons, ARENA.key_for_button, echo=echo).start()
+    sender = KeySender([ARENA.key_for_button[b] for b in buttons], watchdog_s=None, handle_signals=False, echo=echo)
+    person_keysym = KEY_NAMES[ARENA.key_for_button["punch"]]
+    environ = {**os.environ, "DISPLAY": display}
+    samples = []
+    try:
+        sender.send([0, 1, 0])
+        time.sleep(0.2)
+        sender.send([0, 0, 0])
+        time.sleep(0.1)
+        subprocess.run(["xdotool", "keydown", person_keysym], env=environ, check=True)
+        held_from_s = time.monotonic()
+        time.sleep(0.1)
+        sender.send([1, 0, 0], leave=state.held_now())
+        while time.monotonic() - held_from_s < 1.0:
+            samples.append(state.sample())
+            time.sleep(1 / 15)
+        subprocess.run(["xdotool", "keyup", person_keysym], env=environ, check=True)
+        sender.send([0, 0, 0])
+        time.sleep(KEYMAP_SETTLE_S + 0.05)
+        state.sample()  # clears the presses the listener saw during the hold
+        after = state.sample()
+    finally:
+        sender.close()
+        state.close()
+
+    samples = np.array(samples)
+    assert len(samples) >= 12
+    # Every sample of the hold reads punch, and none reads the agent's forward.
+    assert samples[:, 1].all()
+    assert not samples[:, 0].any()
+    assert not after.any()

@@ -283,6 +283,7 @@ class ScreenEnv(gym.Env):
         start = self.profile.episode.start
         timeout_s = self.profile.episode.start_timeout_s
         waited_from_s = time.monotonic()
+        announced = False
         while True:
             self._wait_while_paused()
             if self.stop_requested:
@@ -293,6 +294,9 @@ class ScreenEnv(gym.Env):
                 raise CaptureError(self.capture.diagnose_black())
             if start_now or self._start_requested or _holds(start, reading.values):
                 break
+            if not announced:
+                logger.info("%s", self._waiting_message(timeout_s))
+                announced = True
             if now_s - waited_from_s > timeout_s:
                 details = {c.probe: round(reading.values[c.probe], 3) for c in start}
                 frozen = self.monitor.frozen_s(now_s)
@@ -314,6 +318,11 @@ class ScreenEnv(gym.Env):
         self._steps = 0
         self.timer.mark_step(self._last_grab.timestamp_s, overrun=False)
         return obs, self._info(reading, outcome=None)
+
+    def _waiting_message(self, timeout_s: float) -> str:
+        start_key = self.profile.hotkeys.get("episode_start") if self.listener is not None else None
+        press = f"press {start_key.upper()} or " if start_key else ""
+        return f"waiting for the episode start: {press}start a round in the game (times out after {timeout_s:g} s)"
 
     def step(self, action):
         if self._last_reading is None or self._last_obs_s is None:

@@ -131,11 +131,13 @@ class KeyEchoFilter:
     the sender holds that key down and for ``window_s`` after the sender's
     last event on it.
 
-    NOTE: a person's event on a key the sender holds, or touched less than
-    ``window_s`` ago, is dropped too. ``ScreenEnv`` never presses or releases a
-    key the person holds, so this only delays a takeover of a key the agent
-    was using; the autorepeat presses of the person's held key count again
-    once the window has passed.
+    A person's event on a key the sender holds, or touched less than
+    ``window_s`` ago, is dropped too. So a listener uses these events only for
+    hotkeys and for taps shorter than a step; ``agents.human.KeyboardState``
+    reads the person's held keys from the X server's key state instead (see
+    ``busy``). Autorepeat cannot stand in for that state, because the X server
+    autorepeats only the most recently pressed key, and each key the agent
+    presses ends the autorepeat of the person's key.
     """
 
     def __init__(self, window_s: float = ECHO_WINDOW_S) -> None:
@@ -168,6 +170,16 @@ class KeyEchoFilter:
             if echo:
                 self.dropped += 1
             return echo
+
+    def busy(self, keys: Sequence[str], within_s: float) -> np.ndarray:
+        """Return one bool per key in ``keys``: the sender holds it now or sent an event on it within ``within_s``."""
+        now = time.monotonic()
+        with self._lock:
+            return np.array(
+                [key in self._down or now - self._last_sent_s.get(key, -float("inf")) <= within_s for key in keys],
+                dtype=bool,
+            )
+
 
 class KeySender:
     """Holds keys down while their buttons are 1, and releases every held key on any way out.
