@@ -84,6 +84,68 @@ def test_preview_window_not_found(arena_window):
     assert result.returncode == 2
     assert "no visible window title contains 'no such game'" in result.stderr
     assert "fightenv Arena" in result.stderr
+    # The user passed --window-title, so the fix names that option, not the profile's [window] title.
+    assert "pass part of one of these titles to --window-title" in result.stderr
+    assert "[window] title" not in result.stderr
+
+
+def test_preview_png_unwritable(arena_window):
+    result = preview("--once", "--png", "/proc/no_such_dir/probes.png")
+
+    assert result.returncode == 2
+    assert "could not write the PNG /proc/no_such_dir/probes.png" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_preview_help_shows_default_profile():
+    result = preview("--help")
+
+    assert result.returncode == 0
+    assert "(default:" in result.stdout
+    assert "arena.toml)" in result.stdout.replace("\n", "").replace(" ", "")
+
+
+def test_preview_labels_readable(arena_window):
+    # Labels are white text on dark boxes that overlap no other label; blob probes mark what they found.
+    from fightenv.screen.capture import WindowCapture
+    from fightenv.screen.preview import LABEL_BACKGROUND, REGION_COLOURS, draw_probes, layout_labels
+    from fightenv.screen.probes import StateReader
+    from fightenv.screen.profile import ARENA_PROFILE, load_profile
+
+    profile = load_profile(ARENA_PROFILE)
+    capture = WindowCapture(profile.window)
+    try:
+        pixels = capture.grab().pixels
+    finally:
+        capture.close()
+    reader = StateReader(profile)
+    reading = reader.read(pixels)
+    points = reader.blob_points()
+    image = draw_probes(pixels, profile, reading, points)
+    height, width = image.shape[:2]
+    labels = layout_labels(profile, reading, width, height)
+
+    assert len(labels) == sum(spec.kind != "derived" for spec in profile.probes)
+    boxes = [box for _, _, box in labels]
+    for i, (left, top, right, bottom) in enumerate(boxes):
+        assert 0 <= left < right <= width, boxes[i]
+        assert 0 <= top < bottom <= height, boxes[i]
+        for other in boxes[i + 1:]:
+            overlap = left < other[2] and other[0] < right and top < other[3] and other[1] < bottom
+            assert not overlap, (boxes[i], other)
+        patch = image[top:bottom, left:right].reshape(-1, 3)
+        assert (patch == LABEL_BACKGROUND).all(axis=1).mean() > 0.5, labels[i][1]
+        assert (patch == (255, 255, 255)).all(axis=1).any(), labels[i][1]
+
+    # Both fighters stand in view, so the distance probe found both blobs; its marks sit at their centres.
+    distance = [spec.name for spec in profile.probes].index("distance")
+    first, second = points["distance"]
+    assert first is not None
+    assert second is not None
+    colour = REGION_COLOURS[distance % len(REGION_COLOURS)]
+    for x, y in (first, second):
+        assert tuple(image[int(round(y)), int(round(x))]) == colour
+    assert set(points) == {"distance", "opponent_airborne", "own_airborne"}
 
 
 def test_preview_without_display():

@@ -75,7 +75,8 @@ def find_window(display, title: str):
         titles = sorted({name for _, name in windows})
         raise WindowNotFoundError(
             f"no visible window title contains {title!r}. Visible windows: {titles or 'none'}. "
-            "Start the game (and un-minimise it), or set [window] title in the profile to part of one of these"
+            "Start the game (and un-minimise it), or set [window] title in the profile to part of one of these",
+            title=title, visible_titles=tuple(titles),
         )
     if len(matches) > 1:
         logger.warning("%d windows match title %r; capturing the first", len(matches), title)

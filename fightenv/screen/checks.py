@@ -16,6 +16,12 @@ class CapabilityError(RuntimeError):
 class WindowNotFoundError(CapabilityError):
     """No visible window's title contains the profile's title."""
 
+    def __init__(self, message: str, title: str = "", visible_titles: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.title = title
+        self.visible_titles = visible_titles
+        """Titles of the visible windows when the search failed, sorted."""
+
 
 def check_display(environ: dict[str, str] | None = None) -> str:
     """Check that an X11 display is reachable and that the session is not Wayland; return ``$DISPLAY``."""

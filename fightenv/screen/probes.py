@@ -62,6 +62,8 @@ class _Probe:
         self.box = _pixel_box(spec.region, width, height)
         self.bounds = _bounds(spec.colors, spec.tolerance, channels)
         self.bounds_b = _bounds(spec.colors_b, spec.tolerance, channels)
+        self.points: tuple[tuple[float, float] | None, ...] = ()
+        """Blob probes: the points the last read measured from, in view pixels (None where a blob was not found)."""
 
     def crop(self, image: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = self.box
@@ -161,6 +163,7 @@ class DistanceProbe(_BlobProbe):
         pixels = self.crop(image)
         a = self.centroid(self.mask(pixels, self.bounds))
         b = self.centroid(self.mask(pixels, self.bounds_b))
+        self.points = (a, b)
         if a is None or b is None:
             return self.last
         points = cv2.perspectiveTransform(np.array([[a, b]], dtype=np.float64), self.homography)[0]
@@ -180,6 +183,7 @@ class ElevationProbe(_BlobProbe):
     def read(self, image, values):
         pixels = self.crop(image)
         body = self.mask(pixels, self.bounds)
+        self.points = (None, None)
         if cv2.countNonZero(body) < self.spec.min_pixels:
             return 0.0
         left, top, width, rows = cv2.boundingRect(body)
@@ -188,9 +192,10 @@ class ElevationProbe(_BlobProbe):
         band_left = max(0, left - width)
         band = pixels[top:, band_left:left + 2 * width]
         shadow = self.centroid(self.mask(band, self.bounds_b), offset=(band_left, top))
+        lowest_row = self.box[1] + top + rows - 0.5
+        self.points = ((self.box[0] + left + width / 2, lowest_row), shadow)
         if shadow is None:
             return 0.0
-        lowest_row = self.box[1] + top + rows - 0.5
         return (shadow[1] - lowest_row) / self.height
 
 
@@ -261,3 +266,19 @@ class StateReader:
                 values[spec.name] = min(max(number, 0.0), 1.0)
         state = np.array([values[name] for name in self.state_names], dtype=np.float32)
         return Reading(values=values, raw=raw, state=state)
+
+    def blob_points(self) -> dict[str, tuple[tuple[float, float] | None, ...]]:
+        """Return, per distance or elevation probe, the points its last read measured from, in frame pixels.
+
+        A distance probe gives its two blobs' centroids (``colors``, then ``colors_b``). An elevation probe
+        gives the bottom centre of the body blob's bounding box, then the shadow blob's centroid. None
+        stands for a blob that was not found.
+        """
+        points = {}
+        for probe in self._compiled:
+            if isinstance(probe, _BlobProbe):
+                step = probe.spec.step
+                points[probe.spec.name] = tuple(
+                    None if point is None else (point[0] * step, point[1] * step) for point in probe.points
+                )
+        return points
