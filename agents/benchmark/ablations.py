@@ -100,7 +100,8 @@ def full_settings() -> AblationSettings:
     about 19k training steps. Training takes 16 x 25 epochs x 19k x 120 us =
     912 s, play 18 x 30 x 0.23 s = 124 s and loading about 100 s, so about
     1140 CPU seconds per seed. 3 seeds on 2 workers make about 1710 s. Early
-    stopping shortens runs, and other load on the machine lengthens them.
+    stopping shortens runs, and other load on the machine lengthens them: the
+    published run took 2,082 s with other jobs running for part of it.
     """
     return AblationSettings()
 

@@ -121,11 +121,12 @@ class SuiteSettings:
 
 
 def full_settings(workers: int = 2) -> SuiteSettings:
-    """Sizes meant to finish in about 60 minutes on a 2-core machine with 2 workers.
+    """Sizes meant to finish in at most 60 minutes on a 2-core machine with 2 workers.
 
-    NOTE: not yet timed end to end. Estimates: about 8 minutes for the timing sections, and 10 to 12 for
-    DAgger, which plays and trains about 3.5 times as much as the quick DAgger section (169 s at load
-    average 4 to 6, measured with 4 starting epochs instead of 10).
+    Measured on the 2-core development VM on 2026-12-04, in two invocations: the
+    quality sections took 42 min 38 s (recipe 219 s, DAgger 255 s, ablations
+    2,082 s, partly beside other jobs), and the timing sections 5 min 22 s on the
+    idle machine.
     """
     from agents.benchmark import ablations
 
@@ -136,8 +137,8 @@ def full_settings(workers: int = 2) -> SuiteSettings:
 def quick_settings(workers: int = 2) -> SuiteSettings:
     """Sizes meant to finish in about 10 minutes on a 2-core machine with 2 workers; 3 DAgger seeds still.
 
-    At load average 4 to 6 (other jobs running) the whole run took 9 min 40 s: timing sections 158 s,
-    DAgger 169 s (with 4 starting epochs, now 10) and the ablations 248 s.
+    On the idle 2-core development VM (2026-12-04) the whole run took 8 min 26 s, of which the ablations
+    took 306 s, the recipe section 52 s and DAgger 50 s.
     """
     from agents.benchmark import ablations
 
