@@ -114,6 +114,8 @@ class DaggerConfig:
     resume: bool = _help("continue the run in --out: finish the interrupted round, then the rest", default=False)
     relabel: str = _help("instead of a round: replay the last round's episodes of this DAgger --out directory "
                          "slowed down, and store the buttons the player presses as labels", default="")
+    countdown_s: float = _help("human corrector on the Arena, and relabel: seconds counted down after the start "
+                               "hotkey before each episode (every episode waits for that hotkey)", default=3.0)
     relabel_episodes: int = _help("relabel: how many of the last round's episodes to replay", default=1)
     replay_speed: float = _help("relabel: replay speed as a share of real time", default=0.5)
     skip_bad: bool = _help("leave out corrupt or truncated demo episode files with a warning", default=False)
@@ -126,6 +128,8 @@ class DaggerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.budget_fraction <= 1:
             raise ValueError(f"budget_fraction must be in (0, 1], got {self.budget_fraction}")
+        if self.countdown_s < 0:
+            raise ValueError(f"countdown_s must be >= 0 seconds, got {self.countdown_s}")
         if not self.replay_speed > 0:
             raise ValueError(f"replay_speed must be positive, got {self.replay_speed}")
         if self.corrector not in ("expert", "human"):
@@ -488,6 +492,15 @@ def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: 
         should_stop = getattr(corrector, "should_stop", None)
         try:
             for episode in range(done, config.episodes_per_round):
+                # A person on the Arena starts each episode with the start hotkey; a game window waits for its
+                # own start (probe or hotkey) in reset.
+                keyboard = getattr(corrector, "keyboard", None)
+                if keyboard is not None and not config.profile:
+                    from agents.human import wait_for_start
+
+                    what = f"episode {episode + 1}/{config.episodes_per_round} of round {round_index}"
+                    if wait_for_start(keyboard, what, config.countdown_s):
+                        raise _stopped(round_index, "the stop hotkey", corrections_path)
                 try:
                     run_episode(play_env, pilot, seed=_episode_seed(config, round_index, episode), recorder=store,
                                 should_stop=should_stop)
@@ -610,7 +623,7 @@ def run_relabel(config: DaggerConfig) -> int:
 
     Returns the number of relabelled steps. The next ``--resume`` round trains on them.
     """
-    from agents.human import HumanPilot, KeyboardState
+    from agents.human import HumanPilot, KeyboardState, wait_for_start
     from agents.relabel import RelabelPilot, ReplayEnv
     from demos.loader import load_demos
     from demos.store import EpisodeStore
@@ -637,7 +650,9 @@ def run_relabel(config: DaggerConfig) -> int:
     pilot = RelabelPilot(HumanPilot(keyboard, stored.decision_hz * config.replay_speed))
     labelled = 0
     try:
-        for i in chosen:
+        for number, i in enumerate(chosen, start=1):
+            if wait_for_start(keyboard, f"replay {number}/{len(chosen)}", config.countdown_s):
+                break
             replay = ReplayEnv(stored, i, render_mode="human")
             try:
                 result = run_episode(replay, pilot, seed=stored.episodes[i].seed, recorder=store,

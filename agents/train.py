@@ -483,6 +483,10 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
                               epochs_without_improvement=0, button_names=list(layout.button_names),
                               state_names=list(layout.state_names), frame_shape=list(layout.frame_shape),
                               config=config.to_dict())
+    # Written only once the demos loaded and a resume passed its checks, so a rejected run changes nothing.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if context.is_main:
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     model: nn.Module = LogitsModel(policy, frames_bf16=config.precision == "bf16")
     if context.enabled:
         model = nn.parallel.DistributedDataParallel(
@@ -677,10 +681,7 @@ def run(config: TrainConfig) -> TrainResult:
     run_dir = Path(config.out)
     if (run_dir / "checkpoint" / "state.json").exists() and not config.resume:
         raise TrainingError(f"{run_dir} already contains a run; pass --resume to continue it or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
     logger.info("config: %s", json.dumps(config.to_dict()))
-    if int(os.environ.get("RANK", "0")) == 0:
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     demo_set = load_demos(config.demos, action_offset=config.action_offset, skip_bad=config.skip_bad)
     data = split_demo_set(config, demo_set)
     return fit(config, data, run_dir)

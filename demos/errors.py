@@ -19,12 +19,22 @@ class EmptyStoreError(StoreError):
     """The store contains no episodes."""
 
 
+SKIP_BAD_HINT = ("Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, "
+                 "or delete the file.")
+"""The fix that most corrupt-episode messages end with."""
+
+
 class CorruptEpisodeError(StoreError):
-    """An episode file is truncated or fails its checksum; ``path`` names the file."""
+    """An episode file is truncated or fails its checksum; ``path`` names the file.
+
+    ``problem`` is the message without ``SKIP_BAD_HINT``, for the warning
+    logged when the episode is skipped because --skip-bad was given.
+    """
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(message)
         self.path = path
+        self.problem = message.replace(SKIP_BAD_HINT, "").strip()
 
 
 class StoreWriteError(StoreError):

@@ -176,7 +176,7 @@ def load_demos(
         except CorruptEpisodeError as error:
             if not skip_bad:
                 raise
-            logger.warning("skipping episode: %s", error)
+            logger.warning("skipping episode: %s", error.problem)
             continue
         if plan is not None and (include_partial or not plan.partial):
             plans.append(plan)
@@ -214,7 +214,7 @@ def load_demos(
             if not skip_bad:
                 raise loaded
             # NOTE: the skipped episode's rows stay allocated in the frame buffer, unused.
-            logger.warning("skipping episode: %s", loaded)
+            logger.warning("skipping episode: %s", loaded.problem)
             continue
         info, fields, terminal = loaded
         frames = frame_buffer[bounds[i] : bounds[i + 1]]
@@ -475,7 +475,7 @@ def load_actions(
         except CorruptEpisodeError as error:
             if not skip_bad:
                 raise
-            logger.warning("skipping episode: %s", error)
+            logger.warning("skipping episode: %s", error.problem)
             continue
         infos.append(read.info)
         actions.append(episode_actions)

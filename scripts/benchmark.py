@@ -7,7 +7,7 @@
     python scripts/benchmark.py --full --resume         # continue an interrupted run
 
 Timing sections (arena, screen, latency, train, demos) run first, one after
-another; the quality sections (dagger, ablations) then run in --workers
+another; the quality sections (recipe, dagger, ablations) then run in --workers
 processes with one torch thread each. Raw results go to OUT/results.json and
 each section's own JSON into OUT; figures go to --figures.
 """
@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> BenchmarkConfig:
     parser.add_argument("--figures", default=BenchmarkConfig.figures,
                         help="directory of the PNG figures (default: %(default)s)")
     parser.add_argument("--only", default="", metavar="SECTION[,SECTION]",
-                        help="run only these sections (arena, screen, latency, train, demos, dagger, ablations) "
+                        help="run only these sections (arena, screen, latency, train, demos, recipe, dagger, ablations) "
                              "and keep the others from the previous results.json")
     parser.add_argument("--workers", type=int, default=BenchmarkConfig.workers,
                         help="processes of the quality sections, one torch thread each (default: %(default)s)")

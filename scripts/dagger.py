@@ -18,8 +18,9 @@ rare-button recall on test episodes, win rate against the CPU). With
 outcomes the profile's end probes read in the round's corrected episodes, or
 is null when the profile reads none.
 
-Exit status: 0 on success; 1 when the stop hotkey or Ctrl+C ended the run (the
-stored corrections are kept; continue with --resume); 2 on invalid options,
+Exit status: 0 on success; 1 when the stop hotkey or Ctrl+C ended the run, or a
+game window's round never started in time (the stored corrections are kept;
+continue with --resume); 2 on invalid options,
 policy, demos or run directory.
 """
 
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except DaggerStopped as stop:
         logger.warning("%s", stop)
+        return 1
+    except TimeoutError as error:
+        # A game window whose round never started (start probes or hotkey) within the profile's timeout.
+        logger.error("%s; what was stored so far is kept; start a round in the game and continue with --resume",
+                     error)
         return 1
     except KeyboardInterrupt:
         # Ctrl+C outside the correction rounds: while loading the demos or the policy, or in --relabel.

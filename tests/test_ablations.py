@@ -105,7 +105,7 @@ def test_aggregate_press_events_and_summary():
     assert tables["loss"]["test_press_events"]["grab"]["mean"] == pytest.approx(4.0)
     summary = tables["loss"]["summary"]
     assert summary.startswith("Highest test macro F1: bce, pos_weight none (reference) (0.500 ± 0.100)")
-    assert "highest win rate: focal (gamma 2) (0.800 ± 0.000), +0.600 against the reference" in summary
+    assert "highest win rate: focal (gamma 2) (80% ± 0%), +60 points against the reference" in summary
 
 
 def test_aggregate_decision_rules_share_one_job():

@@ -170,6 +170,7 @@ def test_human_corrector_takes_over_and_stop_keeps_corrections(trained, tmp_path
     # The human corrector reads the Arena's default keys; xdotool takes their X keysym names.
     guard_key = KEY_NAMES[DEFAULT_BUTTON_KEYS["guard"]]
     stop_key = KEY_NAMES[DEFAULT_HOTKEYS["stop"]]
+    start_key = KEY_NAMES[DEFAULT_HOTKEYS["start"]]
 
     _, run = trained
     out = tmp_path / "human"
@@ -177,15 +178,19 @@ def test_human_corrector_takes_over_and_stop_keeps_corrections(trained, tmp_path
     stderr_path = tmp_path / "stderr.txt"
     with open(stderr_path, "w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "dagger.py"), *dagger_args(run, out, "--corrector", "human")],
+            [sys.executable, str(ROOT / "scripts" / "dagger.py"),
+             *dagger_args(run, out, "--corrector", "human", "--countdown-s", "0")],
             cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=stderr,
         )
         try:
             deadline = time.monotonic() + 120
-            while "hold any mapped key to take over" not in stderr_path.read_text():
+            while "to start episode 1/" not in stderr_path.read_text():
                 assert process.poll() is None, stderr_path.read_text()
-                assert time.monotonic() < deadline, "the human round did not start"
+                assert time.monotonic() < deadline, "the human round did not prompt for the start hotkey"
                 time.sleep(0.1)
+            time.sleep(1.0)
+            assert "hold any mapped key to take over" in stderr_path.read_text()
+            subprocess.run(["xdotool", "key", start_key], env=environment, check=True)
             time.sleep(1.0)
             subprocess.run(["xdotool", "keydown", guard_key], env=environment, check=True)
             time.sleep(1.0)
@@ -239,15 +244,18 @@ def test_relabel_replays_last_round_and_stores_labels(trained, tmp_path, xvfb_di
     stderr_path = tmp_path / "stderr.txt"
     with open(stderr_path, "w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "dagger.py"), "--relabel", str(out), "--replay-speed", "4"],
+            [sys.executable, str(ROOT / "scripts" / "dagger.py"), "--relabel", str(out), "--replay-speed", "4",
+             "--countdown-s", "0"],
             cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=stderr,
         )
         try:
             deadline = time.monotonic() + 60
-            while "press the buttons the agent should have pressed" not in stderr_path.read_text():
+            while "to start replay 1/1" not in stderr_path.read_text():
                 assert process.poll() is None, stderr_path.read_text()
-                assert time.monotonic() < deadline, "the replay did not start"
+                assert time.monotonic() < deadline, "the replay did not prompt for the start hotkey"
                 time.sleep(0.05)
+            time.sleep(0.5)
+            subprocess.run(["xdotool", "key", "F1"], env=environment, check=True)
             subprocess.run(["xdotool", "keydown", "d"], env=environment, check=True)
             time.sleep(1.0)
             subprocess.run(["xdotool", "keyup", "d"], env=environment, check=True)

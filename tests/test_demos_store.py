@@ -323,6 +323,7 @@ def test_corrupt_chunk_names_file(store_with_episodes, caplog):
         demo_set = load_demos(path, skip_bad=True)
     assert [e.seed for e in demo_set.episodes] == [0, 2]
     assert str(victim) in caplog.text
+    assert "Pass --skip-bad" not in caplog.text
     np.testing.assert_array_equal(demo_set.trajectories[1].obs.get("frame"), recorded[2][0])
 
 

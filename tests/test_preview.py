@@ -97,6 +97,14 @@ def test_preview_png_unwritable(arena_window):
     assert "Traceback" not in result.stderr
 
 
+def test_preview_png_needs_png_suffix(arena_window, tmp_path):
+    result = preview("--once", "--png", str(tmp_path / "probes.jpgx"))
+
+    assert result.returncode == 2
+    assert "pass a --png file path ending in .png" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_preview_help_shows_default_profile():
     result = preview("--help")
 

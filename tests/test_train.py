@@ -118,10 +118,12 @@ def test_resume_rejects_other_buttons(tmp_path):
     fit(small_config(tmp_path, epochs=1, tensorboard=False, plots=False), data, tmp_path)
     other = SplitData(DataLayout(("a", "b", "c", "d", "e"), STATES, FRAME_SHAPE), data.train, data.val, data.test,
                       data.description)
+    config_before = (tmp_path / "config.json").read_text()
     with pytest.raises(TrainingError) as error:
         fit(small_config(tmp_path, epochs=2, resume=True), other, tmp_path)
     assert str(list(BUTTONS)) in str(error.value)
     assert "['a', 'b', 'c', 'd', 'e']" in str(error.value)
+    assert (tmp_path / "config.json").read_text() == config_before
 
 
 def test_resume_rejects_other_architecture(tmp_path):

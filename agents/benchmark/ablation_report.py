@@ -196,11 +196,13 @@ def _compare(rows: list[dict[str, Any]], metric: str, reference: dict[str, Any])
         return None
     best = max(scored, key=lambda row: _mean(row, metric))
     stats = best["metrics"][metric]
-    text = f"highest {METRIC_LABELS[metric]}: {best['label']} ({stats['mean']:.3f} ± {stats['std']:.3f})"
+    percent = metric == "win_rate"
+    text = f"highest {METRIC_LABELS[metric]}: {best['label']} ({_cell(stats, percent)})"
     if best is reference or _mean(reference, metric) is None:
         return text
     difference = stats["mean"] - _mean(reference, metric)
-    text += f", {difference:+.3f} against the reference"
+    text += (f", {difference * 100:+.0f} points against the reference" if percent
+             else f", {difference:+.3f} against the reference")
     if stats["n"] < 2:
         return text + " (one seed, no spread)"
     if abs(difference) <= max(stats["std"], reference["metrics"][metric]["std"]):
@@ -233,9 +235,11 @@ def summarize(section: str, table: dict[str, Any]) -> str:
 def _cell(stats: dict[str, Any], percent: bool = False) -> str:
     if stats["mean"] is None:
         return "n/a"
-    if percent:
-        return f"{stats['mean']:.0%} ± {stats['std']:.0%}"
-    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+    text = f"{stats['mean']:.0%} ± {stats['std']:.0%}" if percent else f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+    if stats["n"] == 1:
+        # A button rare in only one seed's training split has a single value and no spread.
+        return text.split(" ± ")[0] + " (1 seed)"
+    return text
 
 
 def write_section_figure(section: str, table: dict[str, Any], path: Path) -> None:
@@ -308,7 +312,7 @@ def section_markdown(section: str, table: dict[str, Any], settings: dict[str, An
                                   for metric in table["metrics"]]
         cells += [_cell(row["rare_recall_per_button"][name]) for name in rare_columns]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", table["summary"], ""]
+    lines += ["", summarize(section, table), ""]
     if figure_link:
         lines += [f"![{table['title']}]({figure_link})", ""]
     return "\n".join(lines)

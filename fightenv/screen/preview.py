@@ -220,6 +220,8 @@ def _place_label(region: tuple[int, int, int, int], size: tuple[int, int], frame
 def write_png(path: Path, pixels: np.ndarray, profile: Profile, reading: Reading,
               blob_points: Mapping[str, Sequence[tuple[float, float] | None]] | None = None) -> None:
     """Write ``draw_probes`` of the frame to ``path``; raise OSError naming the path when it cannot be written."""
+    if path.suffix.lower() != ".png" or path.is_dir():
+        raise OSError(f"could not write the PNG {path}: pass a --png file path ending in .png")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
