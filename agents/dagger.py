@@ -403,17 +403,23 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
     if rounds_path.exists() and not config.resume:
         raise DaggerError(f"{out} already contains correction rounds; pass --resume to continue them or choose "
                           "another --out")
-    out.mkdir(parents=True, exist_ok=True)
     logger.info("config: %s", json.dumps(config.to_dict()))
 
     # The starting run fixes the demonstrations, their split and the network options.
     base = load_base_config(Path(config.policy))
     demos_path = config.demos or base.demos
+    if not config.demos and not Path(demos_path).is_dir():
+        raise DaggerError(
+            f"the policy in {config.policy} was trained on the demos {demos_path!r}, which is not a directory "
+            f"from {Path.cwd()}; pass --demos DIR with that store"
+        )
     demo_set = load_demos(demos_path, action_offset=base.action_offset, skip_bad=config.skip_bad)
     from agents.policy_files import load_policy
 
     load_policy(config.policy, store=demo_set)  # the policy must fit the demonstrations it is corrected against
     data = prepare_round_data(base, demo_set)
+    # Created only once the policy and demos loaded, so a run rejected above leaves nothing behind.
+    out.mkdir(parents=True, exist_ok=True)
     if config.profile:
         # A game window: the policy plays it, and scores it, through the screen env.
         env = play_env = gym.make(fightenv.SCREEN_ID, profile=config.profile)
@@ -503,7 +509,7 @@ def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: 
                         raise _stopped(round_index, "the stop hotkey", corrections_path)
                 try:
                     run_episode(play_env, pilot, seed=_episode_seed(config, round_index, episode), recorder=store,
-                                should_stop=should_stop)
+                                should_stop=should_stop, stop_reason="stopped by the stop hotkey")
                 except StopRequested as error:
                     # The screen env's own stop hotkey, pressed while it waited for a round to start.
                     raise _stopped(round_index, "the stop hotkey", corrections_path) from error

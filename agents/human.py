@@ -160,6 +160,8 @@ class KeyboardState:
         """Stop the listener thread and close the key state's X connection."""
         if self._listener is not None:
             self._listener.stop()
+            # Wait for the thread to leave its X connection, so closing the display afterwards cannot break it.
+            self._listener.join(timeout=2.0)
             self._listener = None
         if self._keymap is not None:
             self._keymap.close()

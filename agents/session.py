@@ -92,11 +92,14 @@ def run_episode(
     max_steps: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     reset_options: dict[str, Any] | None = None,
+    stop_reason: str | None = None,
 ) -> EpisodeResult:
     """Play one episode of ``env`` with ``pilot``, recording each step when a recorder is given.
 
     The episode ends when the env terminates or truncates, after ``max_steps``
     steps, or when ``should_stop()`` returns True (checked before each step).
+    With ``stop_reason``, an episode that ``should_stop`` cut short is kept as
+    partial (the recorder's ``abort_episode(stop_reason)``) instead of ended.
     ``reset_options`` go to ``env.reset``.
     Each recorded step carries a monotonic timestamp taken just before the
     pilot decides, so the recorder stores when the observation was seen.
@@ -110,10 +113,12 @@ def run_episode(
     total_reward = 0.0
     terminated = truncated = False
     start_s = time.perf_counter()
+    stopped = False
     while not (terminated or truncated):
         if max_steps is not None and len(actions) >= max_steps:
             break
         if should_stop is not None and should_stop():
+            stopped = True
             break
 
         # Decide on the current observation, then act.
@@ -130,7 +135,10 @@ def run_episode(
 
     wall_time_s = time.perf_counter() - start_s
     outcome = info.get("outcome")
-    if recorder is not None:
+    abort = getattr(recorder, "abort_episode", None)
+    if stopped and stop_reason is not None and abort is not None:
+        abort(stop_reason)
+    elif recorder is not None:
         recorder.end_episode(obs, outcome, {**info, "terminated": terminated, "truncated": truncated})
     n_buttons = env.action_space.shape[0]
     stacked = np.asarray(actions, dtype=np.uint8).reshape(-1, n_buttons)

@@ -130,6 +130,7 @@ def test_dagger_missing_policy(tmp_path):
     assert "no policy found in" in result.stderr
     assert "policy.json is missing" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists(), "a rejected run creates no output directory"
 
 
 @pytest.mark.slow
@@ -213,6 +214,7 @@ def test_human_corrector_takes_over_and_stop_keeps_corrections(trained, tmp_path
     assert fields.intervened.sum() >= 5, "about a second of held guard should be stored as corrections"
     assert fields.corrector_action[fields.intervened][:, guard].any()
     assert set(fields.sources()) <= {"policy", "corrector"}
+    assert corrections.episodes[0].partial, "the episode the stop hotkey cut short is kept as partial"
 
 
 def test_overlay_draws_controller_and_help():
