@@ -521,7 +521,7 @@ def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: 
                 corrector.keyboard.close()
             if getattr(corrector, "overlay", None) is not None:
                 corrector.overlay.close()
-        logger.info("round %d: %d interventions, %d help requests, %d of %d corrected steps of the budget used",
+        logger.info("round %d: %d interventions, %d help requests, %d corrected steps against a budget of %d",
                     round_index, pilot.interventions, pilot.help_requests, round_budget - budget.steps_left,
                     round_budget)
         echo = getattr(play_env.unwrapped, "key_echo", None)
