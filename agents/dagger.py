@@ -504,8 +504,8 @@ def _run_rounds(config: DaggerConfig, out: Path, base: TrainConfig, demos_path: 
                 if keyboard is not None and not config.profile:
                     from agents.human import wait_for_start
 
-                    what = f"episode {episode + 1}/{config.episodes_per_round} of round {round_index}"
-                    if wait_for_start(keyboard, what, config.countdown_s):
+                    episode_label = f"episode {episode + 1}/{config.episodes_per_round} of round {round_index}"
+                    if wait_for_start(keyboard, episode_label, config.countdown_s):
                         raise _stopped(round_index, "the stop hotkey", corrections_path)
                 try:
                     run_episode(play_env, pilot, seed=_episode_seed(config, round_index, episode), recorder=store,

@@ -520,9 +520,9 @@ def _episode_telemetry(base_env, pilot: HumanPilot) -> dict:
     }
 
 
-def wait_for_start(keys: KeyboardState, what: str, countdown_s: float) -> bool:
-    """Prompt for the start hotkey before ``what`` (e.g. "episode 1/3"), then count down; return True on stop."""
-    sys.stderr.write(f"press {keys.hotkeys['start']} to start {what} ({keys.hotkeys['stop']} stops)\n")
+def wait_for_start(keys: KeyboardState, label: str, countdown_s: float) -> bool:
+    """Prompt for the start hotkey before ``label`` (e.g. "episode 1/3"), then count down; return True on stop."""
+    sys.stderr.write(f"press {keys.hotkeys['start']} to start {label} ({keys.hotkeys['stop']} stops)\n")
     if keys.wait_for_event(["start", "stop"]) == "stop":
         return True
     if _countdown(countdown_s, keys):

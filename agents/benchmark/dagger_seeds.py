@@ -64,7 +64,8 @@ class DaggerSeedsSettings:
             raise ValueError(f"DAgger budget_fraction must be in (0, 1], got {self.budget_fraction}")
 
 
-def _one_thread() -> None:
+def use_one_thread() -> None:
+    """Set this worker process to one torch thread and warnings-only logging."""
     import torch
 
     torch.set_num_threads(1)
@@ -77,7 +78,7 @@ def prepare_start(settings: DaggerSeedsSettings, seed: int, out: Path) -> str:
     from agents.train import TrainConfig, run
     from demos.collect import CollectConfig, run_collection
 
-    _one_thread()
+    use_one_thread()
     demos, run_dir = out / "demos", out / "bc"
     if not (demos / "manifest.json").exists():
         run_collection(CollectConfig(pilot="expert", out=str(demos), episodes=settings.demo_episodes,
@@ -94,7 +95,7 @@ def run_mode(settings: DaggerSeedsSettings, seed: int, policy: str, out: Path, l
     from agents.correction import CorrectionMode
     from agents.dagger import DaggerConfig, run_dagger
 
-    _one_thread()
+    use_one_thread()
     run_out = out / f"dagger_{label}"
     config = DaggerConfig(
         policy=policy, out=str(run_out), rounds=settings.rounds, episodes_per_round=settings.episodes_per_round,

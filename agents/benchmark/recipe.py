@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,12 +24,11 @@ from typing import Any
 
 from agents.bench_quality import MIN_MACRO_F1_GAIN, MIN_RARE_RECALL, RARE_PREVALENCE
 from agents.benchmark.ablation_report import spread
+from agents.benchmark.dagger_seeds import SEED_STRIDE, use_one_thread
 
 logger = logging.getLogger(__name__)
 
 RECIPES = ("default", "seed_baseline")
-SEED_STRIDE = 10_000
-"""Recording seeds of seed s start at s * SEED_STRIDE, so no two seeds share a round."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +53,9 @@ class RecipeSettings:
 
 def run_seed(settings: RecipeSettings, seed: int, out: Path) -> dict[str, Any]:
     """Run the comparison for one seed in ``out`` with one torch thread and return bench_quality's result."""
-    import torch
-
     from agents.bench_quality import BenchQualityConfig, run_bench_quality
 
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    use_one_thread()
     config = BenchQualityConfig(out=str(out), episodes=settings.episodes, eval_episodes=settings.eval_episodes,
                                 epochs=settings.epochs, num_threads=1, seed=seed * SEED_STRIDE)
     result = run_bench_quality(config)
