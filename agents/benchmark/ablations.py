@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from tqdm import tqdm
 
 from agents.benchmark.ablation_jobs import REFERENCE, JobSpec, run_job_in_worker
 from agents.benchmark.ablation_report import SECTIONS, ablation_markdown, aggregate_sections
+from agents.benchmark.dagger_seeds import worker_pool
 
 logger = logging.getLogger(__name__)
 
@@ -215,8 +215,7 @@ def run_ablations(settings: AblationSettings, out_dir: Path) -> dict:
 
     failed: dict[str, str] = {}
     if pending:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=settings.workers, mp_context=context) as pool:
+        with worker_pool(settings.workers) as pool:
             # Record each seed's store first, in parallel; every job of that seed reads it.
             stores = {(job.demos, job.seed) for job in pending}
             for future in as_completed([pool.submit(record_store, path, settings.episodes, settings.difficulty, seed)

@@ -64,6 +64,13 @@ class DaggerSeedsSettings:
             raise ValueError(f"DAgger budget_fraction must be in (0, 1], got {self.budget_fraction}")
 
 
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Return a pool of ``workers`` spawned processes (spawn, so no torch threads or X connections are forked)."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 def use_one_thread() -> None:
     """Set this worker process to one torch thread and warnings-only logging."""
     import torch
@@ -115,12 +122,10 @@ def run_dagger_seeds(settings: DaggerSeedsSettings, out_dir: Path, workers: int)
     from tqdm import tqdm
 
     settings.validate()
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    pool = worker_pool(workers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with pool:
         starts = {seed: pool.submit(prepare_start, settings, seed, out_dir / f"seed{seed}") for seed in settings.seeds}
         policies = {seed: future.result() for seed, future in tqdm(starts.items(), desc="DAgger starting policies",
                                                                    unit="seed")}

@@ -16,15 +16,13 @@ reports, over seeds, the numbers the training recipe is judged by:
 from __future__ import annotations
 
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from agents.bench_quality import MIN_MACRO_F1_GAIN, MIN_RARE_RECALL, RARE_PREVALENCE
 from agents.benchmark.ablation_report import spread
-from agents.benchmark.dagger_seeds import SEED_STRIDE, use_one_thread
+from agents.benchmark.dagger_seeds import SEED_STRIDE, use_one_thread, worker_pool
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +82,10 @@ def _per_button_counts(out: Path) -> dict[str, dict[str, dict[str, float]]]:
 def run_recipe(settings: RecipeSettings, out_dir: Path, workers: int) -> dict[str, Any]:
     """Run every seed on ``workers`` processes and return the per-seed results and their aggregate."""
     settings.validate()
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    pool = worker_pool(workers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with pool:
         futures = {seed: pool.submit(run_seed, settings, seed, out_dir / f"seed{seed}") for seed in settings.seeds}
         per_seed = {seed: future.result() for seed, future in futures.items()}
     return {"settings": asdict(settings), "workers": workers,
