@@ -271,7 +271,7 @@ def _screen_corrector(env: gym.Env, button_names: Sequence[str], thresholds: np.
 
     The env's keys go out through XTest to the X server the corrector listens
     to, so the corrector drops their echoes (``env.key_echo``). The env leaves
-    alone the keys the person holds (``set_person_keys``) and keeps the step
+    alone the keys the person has down (``set_person_keys``) and keeps the step
     schedule itself, so the corrector does not pace.
     """
     from agents.human import KeyboardState, hotkeys_from_profile

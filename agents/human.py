@@ -95,7 +95,7 @@ class KeyboardState:
     that are not echoes (taps shorter than a step). Listening alone cannot
     tell who holds a key: the agent's XTest events look typed, and the X
     server autorepeats only the last key pressed, so the agent's next press
-    ends the autorepeat of a key the person holds.
+    ends the autorepeat of a key the person has down.
 
     NOTE: the X server keeps one down state per key, so a key that agent and
     person both hold reads as the agent's. The person's press is seen only
@@ -219,7 +219,7 @@ class KeyboardState:
             return self._held.astype(bool)
 
     def _person_keys_down(self) -> np.ndarray:
-        """Return the buttons whose keys the X server has down, less those the agent holds or just sent."""
+        """Return the buttons whose keys the X server has down, less those the agent has down or just sent."""
         down = self._keymap.held()
         agent = self.echo.busy(self._keymap.names, self.settle_s)
         return down & ~agent

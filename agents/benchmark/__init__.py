@@ -2,6 +2,6 @@
 
 ``suite`` runs the sections and records machine facts, ``page`` renders the
 page and its figures from the results JSON, ``latency`` and ``dagger_seeds``
-are the sections written for the suite, and ``ablations`` holds the training
+are the sections written for the suite, and ``ablations`` runs the training
 ablations.
 """

@@ -123,10 +123,10 @@ class SuiteSettings:
 def full_settings(workers: int = 2) -> SuiteSettings:
     """Sizes meant to finish in at most 60 minutes on a 2-core machine with 2 workers.
 
-    Measured on the 2-core development VM on 2026-12-04, in two invocations: the
-    quality sections took 42 min 38 s (recipe 219 s, DAgger 255 s, ablations
-    2,082 s, partly beside other jobs), and the timing sections 5 min 22 s on the
-    idle machine.
+    Measured on the 2-core development VM on 2026-12-04, in two invocations.
+    The quality sections took 42 min 38 s (recipe 219 s, DAgger 255 s,
+    ablations 2,082 s), partly beside other jobs. The timing sections took
+    5 min 22 s on the idle machine.
     """
     from agents.benchmark import ablations
 

@@ -194,7 +194,7 @@ class ScreenEnv(gym.Env):
         self._last_warning_s = -float("inf")
 
     def set_person_keys(self, held: Callable[[], np.ndarray] | None) -> None:
-        """Set the function returning which buttons' keys a person holds down now (one bool per button), or None."""
+        """Set the function returning which buttons' keys a person has down now (one bool per button), or None."""
         self._person_keys = held
 
     # -- hotkeys (called on the listener thread) -----------------------------------

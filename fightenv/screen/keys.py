@@ -128,7 +128,7 @@ class KeyEchoFilter:
 
     So a sender calls ``expect(key, pressed)`` before each event it sends, and
     the listener drops an event on ``key`` (``consume`` returns True) while
-    the sender holds that key down and for ``window_s`` after the sender's
+    the sender has that key down and for ``window_s`` after the sender's
     last event on it.
 
     A person's event on a key the sender holds, or touched less than
@@ -172,7 +172,7 @@ class KeyEchoFilter:
             return echo
 
     def busy(self, keys: Sequence[str], within_s: float) -> np.ndarray:
-        """Return one bool per key in ``keys``: the sender holds it now or sent an event on it within ``within_s``."""
+        """Return one bool per key in ``keys``: the sender has it down now or sent an event on it within ``within_s``."""
         now = time.monotonic()
         with self._lock:
             return np.array(

@@ -8,7 +8,7 @@ Finds the window as the screen env does (the profile's ``[window]``, or
 ``--window-title``), captures it and runs every probe. Prints a table with one
 row per probe: name, kind, raw number, threshold and output. The output is the
 feature the env puts into its state: the raw number clipped to [0, 1], or the
-bit after the threshold. A last line says whether the ``[episode] start``
+bit after the threshold. A last line shows whether the ``[episode] start``
 conditions hold now.
 The table is redrawn ``--rate`` times a second until Ctrl+C or ``--seconds``
 pass, or printed once with ``--once``. ``--png`` writes the last captured frame
