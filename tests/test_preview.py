@@ -145,15 +145,17 @@ def test_preview_labels_readable(arena_window):
         assert (patch == LABEL_BACKGROUND).all(axis=1).mean() > 0.5, labels[i][1]
         assert (patch == (255, 255, 255)).all(axis=1).any(), labels[i][1]
 
-    # Both fighters stand in view, so the distance probe found both blobs; its marks sit at their centres.
-    distance = [spec.name for spec in profile.probes].index("distance")
+    # Both fighters stand in view, so the distance probe found both heads; its marks sit at their centres.
+    # own_depth, drawn after it, marks the player's head again, in its own colour.
+    names = [spec.name for spec in profile.probes]
     first, second = points["distance"]
-    assert first is not None
-    assert second is not None
-    colour = REGION_COLOURS[distance % len(REGION_COLOURS)]
-    for x, y in (first, second):
-        assert tuple(image[int(round(y)), int(round(x))]) == colour
-    assert set(points) == {"distance", "opponent_airborne", "own_airborne"}
+    (own_head,) = points["own_depth"]
+    assert first is not None and second is not None and own_head is not None
+    assert own_head == pytest.approx(first)
+    for name, (x, y) in (("distance", second), ("own_depth", own_head)):
+        colour = REGION_COLOURS[names.index(name) % len(REGION_COLOURS)]
+        assert tuple(image[int(round(y)), int(round(x))]) == colour, name
+    assert set(points) == {"distance", "own_depth", "opponent_airborne", "own_airborne"}
 
 
 def test_preview_without_display():

@@ -15,7 +15,7 @@ from fightenv.arena import STATE_FEATURES
 from fightenv.screen.profile import ARENA_PROFILE, load_profile
 from fightenv.screen.probes import StateReader
 
-CONTINUOUS = ("own_health", "opponent_health", "own_meter", "opponent_meter", "distance", "time_left")
+CONTINUOUS = ("own_health", "opponent_health", "own_meter", "opponent_meter", "distance", "time_left", "own_depth")
 TOLERANCE = 0.05
 """A continuous feature agrees when |probe - truth| <= 0.05 (5% of its range)."""
 
@@ -184,6 +184,44 @@ def test_distance_through_homography(tmp_path):
     # A hidden blob keeps the last distance.
     frame[:, 140:] = 0
     assert reader.read(frame).raw["distance"] == pytest.approx(0.6, abs=0.01)
+
+
+def test_position_along_floor_axis(tmp_path):
+    # Frame fractions map linearly to a 10 x 5 world: u * 10, v * 5; the probe reports v's axis over [1, 4].
+    reader = reader_for(tmp_path, """
+        [[probes]]
+        name = "depth"
+        kind = "position"
+        colors = [[255, 0, 0]]
+        floor_image = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+        floor_world = [[0.0, 0.0], [10.0, 0.0], [10.0, 5.0], [0.0, 5.0]]
+        axis = 1
+        span = [1.0, 4.0]
+        min_pixels = 4
+    """)
+    frame = blank()
+    cv2.circle(frame, (60, 40), 5, (0, 0, 255), -1)    # red blob at v = 0.4, world 2.0
+    assert reader.read(frame).raw["depth"] == pytest.approx(1 / 3, abs=0.02)
+
+    frame = blank()
+    cv2.circle(frame, (60, 95), 4, (0, 0, 255), -1)    # v = 0.95, world 4.75: beyond the span, clipped
+    assert reader.read(frame).raw["depth"] == 1.0
+
+    # A hidden blob keeps the last position.
+    assert reader.read(blank()).raw["depth"] == 1.0
+
+
+def test_position_span_must_increase(tmp_path):
+    with pytest.raises(ValueError, match=r"probes\.depth\.span.*low < high"):
+        reader_for(tmp_path, """
+            [[probes]]
+            name = "depth"
+            kind = "position"
+            colors = [[255, 0, 0]]
+            floor_image = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+            floor_world = [[0.0, 0.0], [10.0, 0.0], [10.0, 5.0], [0.0, 5.0]]
+            span = [4.0, 1.0]
+        """)
 
 
 def test_elevation_above_shadow(tmp_path):

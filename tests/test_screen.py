@@ -196,7 +196,7 @@ def test_capture_follows_moved_window(display, arena_window):
         # The sky in the top-left corner (RGB 34, 38, 52) is where it was in the client area.
         assert tuple(grab.pixels[4, 4, :3]) == (52, 38, 34)
         assert tuple(before.pixels[4, 4, :3]) == (52, 38, 34)
-        assert reader.read(grab.pixels).state.shape == (16,)
+        assert reader.read(grab.pixels).state.shape == (len(STATE_FEATURES),)
     finally:
         subprocess.run(["xdotool", "windowmove", "--sync", window_id, "0", "0"], env=env, check=False)
         capture.close()

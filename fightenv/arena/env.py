@@ -14,7 +14,7 @@ from gymnasium import spaces
 from fightenv.arena.cpu import DIFFICULTIES, CpuOpponent
 from fightenv.arena.render import Renderer
 from fightenv.arena.rules import (
-    BUTTONS, MAX_HEALTH, MAX_METER, RING_HALF_X_M, TICK_HZ, Game, Outcome, OUTCOME_NAMES, Phase,
+    BUTTONS, MAX_HEALTH, MAX_METER, RING_HALF_X_M, RING_HALF_Z_M, TICK_HZ, Game, Outcome, OUTCOME_NAMES, Phase,
 )
 
 STATE_FEATURES: tuple[str, ...] = (
@@ -25,6 +25,7 @@ STATE_FEATURES: tuple[str, ...] = (
     "distance",
     "time_left",
     "opponent_attacking",
+    "opponent_special",
     "opponent_recovering",
     "opponent_guarding",
     "opponent_grabbing",
@@ -32,6 +33,9 @@ STATE_FEATURES: tuple[str, ...] = (
     "opponent_stunned",
     "own_airborne",
     "own_stunned",
+    "own_busy",
+    "own_guarding",
+    "own_depth",
     "in_range",
     "own_meter_full",
 )
@@ -82,7 +86,7 @@ class ArenaEnv(gym.Env):
     | key | dtype | shape | range | meaning |
     |---|---|---|---|---|
     | frame | uint8 | (C, H, W) | [0, 255] | the rendered view, C = 1 (grey) or 3 (RGB) |
-    | state | float32 | (16,) | [0, 1] | facts a player reads off the screen, below |
+    | state | float32 | (20,) | [0, 1] | facts a player reads off the screen, below |
 
     State features, in order (``env.unwrapped.state_names``); bits are 0 or 1:
 
@@ -93,11 +97,15 @@ class ArenaEnv(gym.Env):
     | distance | distance between the fighters, in units of the ring's length (8 m) |
     | time_left | round time left as a fraction of the round |
     | opponent_attacking | bit: the opponent's strike is winding up or active |
+    | opponent_special | bit: the opponent's special move is winding up or active (jump it) |
     | opponent_recovering | bit: the opponent is recovering from a move (open to punishment) |
     | opponent_guarding | bit: the opponent guards |
     | opponent_grabbing | bit: the opponent's grab is winding up or active |
     | opponent_airborne, own_airborne | bit: in the air |
     | opponent_stunned, own_stunned | bit: in hitstun, blockstun or knocked down |
+    | own_busy | bit: the player's own move (strike, grab or special) is under way, so no new one starts |
+    | own_guarding | bit: the player guards |
+    | own_depth | the player's depth in the ring: 0 at the near rope, 1 at the far one (sidestep in goes deeper) |
     | in_range | bit: within kick reach (1.3 m between centres) |
     | own_meter_full | bit: the special move is available |
 
@@ -304,7 +312,7 @@ def require_display() -> None:
 
 
 def state_vector(game: Game) -> np.ndarray:
-    """Return the player's view of ``game`` as the ``STATE_FEATURES`` vector, ``(16,)`` float32 in [0, 1]."""
+    """Return the player's view of ``game`` as the ``STATE_FEATURES`` vector, ``(20,)`` float32 in [0, 1]."""
     me, opponent = game.fighters
     opponent_phase = opponent.phase
     opponent_move = opponent.move.name if opponent.move is not None else None
@@ -319,6 +327,7 @@ def state_vector(game: Game) -> np.ndarray:
             min(distance / (2 * RING_HALF_X_M), 1.0),
             game.ticks_left / game.round_ticks,
             winding_or_active and opponent_move in _STRIKES,
+            winding_or_active and opponent_move == "special",
             opponent_phase is Phase.RECOVERY,
             opponent.guarding or opponent_phase is Phase.BLOCKSTUN,
             winding_or_active and opponent_move == "grab",
@@ -326,6 +335,9 @@ def state_vector(game: Game) -> np.ndarray:
             opponent_phase in (Phase.HITSTUN, Phase.BLOCKSTUN, Phase.DOWN),
             me.y > 0.0,
             me.phase in (Phase.HITSTUN, Phase.BLOCKSTUN, Phase.DOWN),
+            me.move is not None and me.stun_ticks == 0,
+            me.guarding or me.phase is Phase.BLOCKSTUN,
+            (me.z + RING_HALF_Z_M) / (2 * RING_HALF_Z_M),
             distance <= IN_RANGE_M,
             me.meter >= MAX_METER,
         ],

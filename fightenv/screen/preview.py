@@ -108,7 +108,7 @@ def draw_probes(pixels: np.ndarray, profile: Profile, reading: Reading,
 
     Each label is white text on a dark box beside its region, with a square in the region's colour, placed
     where it covers no other label (and, where there is room, no other region). ``blob_points`` (from
-    ``StateReader.blob_points``) marks what the distance and elevation probes found: ``+`` for the first
+    ``StateReader.blob_points``) marks what the distance, position and elevation probes found: ``+`` for the first
     point (the ``colors`` blob, or the body's bottom centre), ``x`` for the second (the ``colors_b`` blob or
     the shadow), joined by a line. Derived probes read another probe's number, not the frame, so they get
     no outline.

@@ -145,7 +145,22 @@ class _BlobProbe(_Probe):
         )
 
 
-class DistanceProbe(_BlobProbe):
+class _FloorProbe(_BlobProbe):
+    """A blob probe that maps frame points onto the floor plane through the homography of ``floor_image`` and
+    ``floor_world``."""
+
+    def __init__(self, spec, width, height, channels):
+        super().__init__(spec, width, height, channels)
+        image_points = np.array([[u * width, v * height] for u, v in spec.floor_image], dtype=np.float32)
+        world_points = np.array(spec.floor_world, dtype=np.float32)
+        self.homography = cv2.getPerspectiveTransform(image_points, world_points)
+
+    def to_floor(self, *points: tuple[float, float]) -> np.ndarray:
+        """Return the floor coordinates of frame ``points``, ``(len(points), 2)``."""
+        return cv2.perspectiveTransform(np.array([points], dtype=np.float64), self.homography)[0]
+
+
+class DistanceProbe(_FloorProbe):
     """Distance on a plane between two colour blobs' centroids, through a homography from four point pairs.
 
     When either blob is hidden the previous value is kept, as a player
@@ -154,9 +169,6 @@ class DistanceProbe(_BlobProbe):
 
     def __init__(self, spec, width, height, channels):
         super().__init__(spec, width, height, channels)
-        image_points = np.array([[u * width, v * height] for u, v in spec.floor_image], dtype=np.float32)
-        world_points = np.array(spec.floor_world, dtype=np.float32)
-        self.homography = cv2.getPerspectiveTransform(image_points, world_points)
         self.last = 0.0
 
     def read(self, image, values):
@@ -166,8 +178,29 @@ class DistanceProbe(_BlobProbe):
         self.points = (a, b)
         if a is None or b is None:
             return self.last
-        points = cv2.perspectiveTransform(np.array([[a, b]], dtype=np.float64), self.homography)[0]
+        points = self.to_floor(a, b)
         self.last = float(np.linalg.norm(points[0] - points[1])) / self.spec.scale
+        return self.last
+
+
+class PositionProbe(_FloorProbe):
+    """Where one colour blob's centroid lies along one floor axis, through the floor homography, scaled by ``span``.
+
+    When the blob is hidden the previous value is kept, like ``DistanceProbe``.
+    """
+
+    def __init__(self, spec, width, height, channels):
+        super().__init__(spec, width, height, channels)
+        self.last = 0.5
+
+    def read(self, image, values):
+        point = self.centroid(self.mask(self.crop(image), self.bounds))
+        self.points = (point,)
+        if point is None:
+            return self.last
+        world = self.to_floor(point)[0]
+        low, high = self.spec.span
+        self.last = float(np.clip((world[self.spec.axis] - low) / (high - low), 0.0, 1.0))
         return self.last
 
 
@@ -207,7 +240,7 @@ class DerivedProbe(_Probe):
 
 
 _KINDS = {
-    "bar": BarProbe, "color": ColorProbe, "template": TemplateProbe, "distance": DistanceProbe,
+    "bar": BarProbe, "color": ColorProbe, "template": TemplateProbe, "distance": DistanceProbe, "position": PositionProbe,
     "elevation": ElevationProbe, "derived": DerivedProbe,
 }
 
@@ -268,9 +301,10 @@ class StateReader:
         return Reading(values=values, raw=raw, state=state)
 
     def blob_points(self) -> dict[str, tuple[tuple[float, float] | None, ...]]:
-        """Return, per distance or elevation probe, the points its last read measured from, in frame pixels.
+        """Return, per distance, position or elevation probe, the points its last read measured from, in frame pixels.
 
-        A distance probe gives its two blobs' centroids (``colors``, then ``colors_b``). An elevation probe
+        A distance probe gives its two blobs' centroids (``colors``, then ``colors_b``); a position probe its
+        one blob's centroid. An elevation probe
         gives the bottom centre of the body blob's bounding box, then the shadow blob's centroid. None
         stands for a blob that was not found.
         """

@@ -32,7 +32,7 @@ from fightenv.screen.keys import KEY_NAMES, normalize_key_name
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 ARENA_PROFILE = PROFILES_DIR / "arena.toml"
 
-PROBE_KINDS = ("bar", "color", "template", "distance", "elevation", "derived")
+PROBE_KINDS = ("bar", "color", "template", "distance", "position", "elevation", "derived")
 BAR_DIRECTIONS = ("left_to_right", "right_to_left", "bottom_to_top", "top_to_bottom")
 COMPARISONS = (">=", "<=", ">", "<")
 OUTCOMES = ("win", "loss", "draw", "compare", "none")
@@ -99,6 +99,9 @@ class ProbeSpec:
     - ``template``: best normalised cross-correlation of ``template`` inside the region, clipped to [0, 1].
     - ``distance``: ground distance between the centroids of two colour blobs,
       mapped through the floor homography and divided by ``scale``, clipped to [0, 1].
+    - ``position``: where one colour blob's centroid lies along one floor axis
+      (``axis`` 0 or 1 of the ``floor_world`` points), mapped through the floor
+      homography, with ``span`` = [low, high] in world units scaled to [0, 1] and clipped.
     - ``elevation``: height of a body blob's lowest pixel above the centroid of
       its shadow blob, as a fraction of the frame height (negative when standing).
     - ``derived``: another probe's value, to threshold it a second time.
@@ -125,6 +128,10 @@ class ProbeSpec:
     """The same four points on the floor, in world units (for example metres)."""
     scale: float = 1.0
     """World units that map to a ``distance`` value of 1."""
+    axis: int = 0
+    """Floor coordinate a ``position`` probe reports: 0 for the first of each ``floor_world`` pair, 1 for the second."""
+    span: tuple[float, float] = (0.0, 1.0)
+    """World coordinates that a ``position`` probe maps to 0 and to 1."""
     source: str | None = None
     """Probe whose value a ``derived`` probe thresholds."""
     min_pixels: int = 1
@@ -389,6 +396,7 @@ class _Parser:
             "color": ("region", "colors", "tolerance"),
             "template": ("region", "template"),
             "distance": ("region", "colors", "colors_b", "tolerance", "floor_image", "floor_world", "scale", "min_pixels"),
+            "position": ("region", "colors", "tolerance", "floor_image", "floor_world", "axis", "span", "min_pixels"),
             "elevation": ("region", "colors", "colors_b", "tolerance", "min_pixels"),
             "derived": ("source",),
         }[kind]
@@ -417,10 +425,14 @@ class _Parser:
                     f"template image {str(template)!r} not found; give a PNG path relative to the profile's folder",
                 )
             fields["template"] = template
-        if kind == "distance":
+        if kind in ("distance", "position"):
             fields["floor_image"] = self.points(data.get("floor_image"), f"{key}.floor_image", fractions=True)
             fields["floor_world"] = self.points(data.get("floor_world"), f"{key}.floor_world", fractions=False)
+        if kind == "distance":
             fields["scale"] = self.number(data, key, "scale", default=1.0, low=1e-9)
+        if kind == "position":
+            fields["axis"] = self.integer(data, key, "axis", default=0, low=0, high=1)
+            fields["span"] = self.span(data.get("span"), f"{key}.span")
         if kind == "derived":
             fields["source"] = self.string(data, key, "source")
 
@@ -461,6 +473,15 @@ class _Parser:
                 raise self.fail(key, f"expected RGB colours of three integers from 0 to 255, got {color!r}")
             colors.append((color[0], color[1], color[2]))
         return tuple(colors)
+
+    def span(self, value: Any, key: str) -> tuple[float, float]:
+        if (
+            not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            or not value[0] < value[1]
+        ):
+            raise self.fail(key, f"expected [low, high] in floor_world units with low < high, got {value!r}")
+        return float(value[0]), float(value[1])
 
     def points(self, value: Any, key: str, fractions: bool) -> tuple[tuple[float, float], ...]:
         if (
