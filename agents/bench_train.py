@@ -4,11 +4,12 @@ Each trainer runs in its own fresh process (spawned one after another, so
 they never share the CPU), on the same trajectories, with the same
 ButtonPolicy, the same initial weights, batch size and number of batches:
 
-- ``ours``: the step of ``agents.train.fit``: ``agents.dataset.WindowedDataset``
+- ``ours``: the float32 step of ``agents.train.fit``: ``agents.dataset.WindowedDataset``
   batches through ``agents.train.LogitsModel`` with the plain BCE of
   ``agents.losses`` (the same objective as bc.BC's Bernoulli log-likelihood).
 - ``ours_bf16``: the same loop with the CNN under bfloat16 autocast
-  (``scripts/train_bc.py --precision bf16``).
+  (``scripts/train_bc.py --precision bf16``, and what the default
+  ``--precision auto`` picks where the hardware computes bfloat16 natively).
 - ``bc``: imitation's ``bc.BC`` fed the windowed trajectories a user of imitation
   would build (every stacked frame materialised), with its stock loss.
 - ``bc_button_loss``: ``bc.BC`` with ``agents.bc_adapter.ButtonLossCalculator``
@@ -165,6 +166,8 @@ class BenchTrainResult:
     peak_memory_ratio_vs_bc: float | None
     training_memory_ratio_vs_bc: float | None
     """(peak - after load) of ours over the same for bc.BC: the memory the training itself adds."""
+    default_precision: str = "fp32"
+    """What ``scripts/train_bc.py``'s default ``--precision auto`` picks on this machine: fp32 or bf16."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -216,7 +219,13 @@ def run_bench(config: BenchTrainConfig) -> BenchTrainResult:
         stock_training = stock["peak_rss_mib"] - stock["rss_after_load_mib"]
         if stock_training > 0:
             training_ratio = (ours["peak_rss_mib"] - ours["rss_after_load_mib"]) / stock_training
-    return BenchTrainResult(asdict(config), results, fastest_ours, speedup, memory_ratio, training_ratio)
+    import torch
+
+    from agents.train import resolve_precision
+
+    default_precision = resolve_precision("auto", torch.device(config.device))
+    return BenchTrainResult(asdict(config), results, fastest_ours, speedup, memory_ratio, training_ratio,
+                            default_precision)
 
 
 def format_bench(result: BenchTrainResult) -> str:

@@ -121,8 +121,10 @@ class TrainConfig:
     decision: str = _help("decision rule for the test report and the policy file: thresholds or sample",
                           default="thresholds")
     device: str = _help("torch device: auto, cpu, cuda or cuda:N", default="auto")
-    precision: str = _help("fp32, or bf16: the CNN under bfloat16 autocast (fast on CPUs with AVX512-BF16 "
-                           "or AMX and on recent GPUs; weights and loss stay float32)", default="fp32")
+    precision: str = _help("auto, fp32 or bf16. bf16 runs the CNN under bfloat16 autocast (weights, the other "
+                           "layers and the loss stay float32); auto picks it where the hardware computes bfloat16 "
+                           "natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it) and fp32 elsewhere",
+                           default="auto")
     num_threads: int = _help("torch CPU threads per process; 0 picks available cores divided by processes",
                              default=0)
     eval_batch_size: int = _help("samples per forward pass when evaluating", default=1024)
@@ -137,8 +139,8 @@ class TrainConfig:
         self.pos_weight = PosWeightMode(self.pos_weight)
         self.split = SplitKind(self.split)
         self.threshold_mode = ThresholdMode(self.threshold_mode)
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.decision not in ("thresholds", "sample"):
             raise ValueError(f"decision must be 'thresholds' or 'sample', got {self.decision!r}")
         for name in ("epochs", "batch_size", "n_frames", "state_window", "eval_batch_size", "log_every_steps"):
@@ -286,6 +288,34 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
     return device
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Return whether ``device`` computes bfloat16 natively, so that autocast to it speeds training up.
+
+    On a CPU without AVX512-BF16 or AMX, bfloat16 is emulated and slower than float32.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return cpuinfo_has_bf16(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return False
+
+
+def cpuinfo_has_bf16(cpuinfo: str) -> bool:
+    """Return whether the first ``flags`` line of a Linux ``/proc/cpuinfo`` text names AVX512-BF16 or AMX-BF16."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return bool(set(line.split(":", 1)[1].split()) & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """Turn ``--precision auto`` into "bf16" or "fp32" for ``device``; pass the others through."""
+    if name != "auto":
+        return name
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def set_threads(config: TrainConfig, world_size: int) -> int:
@@ -487,7 +517,10 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
     run_dir.mkdir(parents=True, exist_ok=True)
     if context.is_main:
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    model: nn.Module = LogitsModel(policy, frames_bf16=config.precision == "bf16")
+    precision = resolve_precision(config.precision, device)
+    if config.precision == "auto":
+        logger.info("precision auto: %s on %s", precision, device)
+    model: nn.Module = LogitsModel(policy, frames_bf16=precision == "bf16")
     if context.enabled:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -642,6 +675,7 @@ def _finish(config: TrainConfig, data: SplitData, run_dir: Path, policy: ButtonP
     training_summary = {
         "preset": config.preset.value, "loss": config.loss.value, "pos_weight": config.pos_weight.value,
         "threshold_mode": config.threshold_mode.value, "calibrated": config.calibrate, "seed": config.seed,
+        "precision": resolve_precision(config.precision, device),
         "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_macro_ap": state.best_val_macro_ap,
         "train_steps": len(data.train), "val_steps": len(data.val), "test_steps": len(data.test),
         "split": data.description["kind"], "test_macro_f1": test_report.macro_f1,

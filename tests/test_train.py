@@ -13,6 +13,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import fightenv  # noqa: F401  (registers fightenv/Arena-v0)
@@ -21,7 +22,7 @@ from agents.dataset import WindowedDataset, WindowSpec
 from agents.pilots import ExpertPilot
 from agents.session import run_episode
 from agents.synthetic import synthetic_trajectories
-from agents.train import DataLayout, SplitData, TrainConfig, TrainingError, fit
+from agents.train import DataLayout, SplitData, TrainConfig, TrainingError, cpuinfo_has_bf16, fit, resolve_precision
 from demos.manifest import StoreLayout
 from demos.store import EpisodeStore
 
@@ -143,10 +144,22 @@ def test_empty_split_is_rejected():
         WindowedDataset.from_trajectories([], WindowSpec())
 
 
+def test_precision_auto_follows_the_cpu_flags():
+    zen4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+    skylake = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
+    sapphire_rapids = "flags\t\t: avx512f amx_tile amx_bf16\n"
+    assert cpuinfo_has_bf16(zen4) and cpuinfo_has_bf16(sapphire_rapids)
+    assert not cpuinfo_has_bf16(skylake) and not cpuinfo_has_bf16("")
+    # An explicit choice is kept whatever the hardware.
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="decision must be 'thresholds' or 'sample'"):
         TrainConfig(decision="always")
-    with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16'"):
+    with pytest.raises(ValueError, match="precision must be 'auto', 'fp32' or 'bf16'"):
         TrainConfig(precision="fp16")
     with pytest.raises(ValueError, match="'focal_loss' is not a valid LossKind"):
         TrainConfig(loss="focal_loss")

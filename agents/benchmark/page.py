@@ -151,7 +151,7 @@ def latency_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> 
 
 
 TRAINER_LABELS = {
-    "ours": "agents.train loop (plain BCE)",
+    "ours": "agents.train loop, float32 (`--precision fp32`)",
     "ours_bf16": "agents.train loop, CNN under bf16 autocast (`--precision bf16`)",
     "bc": "imitation bc.BC, stock loss",
     "bc_button_loss": "imitation bc.BC, `ButtonLossCalculator` as loss",
@@ -186,6 +186,13 @@ def train_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> st
                      f"{ours['samples_per_s'] / stock['samples_per_s']:.2f}x the samples/s of bc.BC with its stock "
                      f"loss (target 1.5x), with {ours['peak_rss_mib'] / stock['peak_rss_mib']:.2f}x its peak "
                      "memory (target 0.6x).")
+    default = result.get("default_precision")
+    if default is not None:
+        row = "ours_bf16" if default == "bf16" else "ours"
+        lines.append(f"\nThe default, `--precision auto`, picks {default} on this machine, so "
+                     f"`scripts/train_bc.py` trains at the speed of the row \"{TRAINER_LABELS[row]}\". It picks "
+                     "bf16 only where the hardware computes bfloat16 natively (CPUs with AVX512-BF16 or AMX, CUDA "
+                     "GPUs that support it); elsewhere it trains in float32.")
     figure = figures / "train_throughput.png"
     if _plot_train(result, figure):
         lines.append(f"\n![training throughput and peak memory]({_relative(figure, page_dir)})")
