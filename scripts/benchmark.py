@@ -9,7 +9,9 @@
 Timing sections (arena, screen, latency, train, demos) run first, one after
 another; the quality sections (recipe, dagger, ablations) then run in --workers
 processes with one torch thread each. Raw results go to OUT/results.json and
-each section's own JSON into OUT; figures go to --figures.
+each section's own JSON into OUT. With the default --out the page is the
+repository's BENCHMARKS.md and the figures go to agents/benchmark/figures; with
+another --out both go into OUT, so that a trial run leaves the published page alone.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from agents.benchmark.suite import (  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
+PUBLISHED_PAGE = "BENCHMARKS.md"
+PUBLISHED_FIGURES = "agents/benchmark/figures"
+
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
@@ -38,10 +43,10 @@ class BenchmarkConfig:
     """Sizes: quick, full or tiny (tiny is for the test only)."""
     out: str = "out/benchmark"
     """Directory for results.json, each section's JSON and the runs it records."""
-    page: str = "BENCHMARKS.md"
-    """Path of the generated page."""
-    figures: str = "agents/benchmark/figures"
-    """Directory of the PNG figures the page links."""
+    page: str = ""
+    """Path of the generated page; empty picks BENCHMARKS.md for the default ``out`` and OUT/BENCHMARKS.md otherwise."""
+    figures: str = ""
+    """Directory of the PNG figures the page links; empty picks agents/benchmark/figures or OUT/figures likewise."""
     only: str = ""
     """Comma-separated sections to run, merged into the previous results.json; empty runs all."""
     workers: int = 2
@@ -60,9 +65,11 @@ def parse_args(argv: list[str] | None = None) -> BenchmarkConfig:
     sizes.add_argument("--full", dest="preset", action="store_const", const="full", help="the published sizes")
     sizes.add_argument("--tiny", dest="preset", action="store_const", const="tiny", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=BenchmarkConfig.out, help="directory of the raw results (default: %(default)s)")
-    parser.add_argument("--page", default=BenchmarkConfig.page, help="generated page (default: %(default)s)")
-    parser.add_argument("--figures", default=BenchmarkConfig.figures,
-                        help="directory of the PNG figures (default: %(default)s)")
+    parser.add_argument("--page", default="",
+                        help=f"generated page (default: {PUBLISHED_PAGE} with the default --out, else OUT/{PUBLISHED_PAGE})")
+    parser.add_argument("--figures", default="",
+                        help=f"directory of the PNG figures (default: {PUBLISHED_FIGURES} with the default --out, "
+                             "else OUT/figures)")
     parser.add_argument("--only", default="", metavar="SECTION[,SECTION]",
                         help="run only these sections (arena, screen, latency, train, demos, recipe, dagger, ablations) "
                              "and keep the others from the previous results.json")
@@ -73,7 +80,10 @@ def parse_args(argv: list[str] | None = None) -> BenchmarkConfig:
                         help="continue an interrupted run: keep the finished DAgger runs, ablation jobs and recorded "
                              "demonstrations in --out (default: every section starts afresh)")
     args = parser.parse_args(argv)
-    return BenchmarkConfig(preset=args.preset or "quick", out=args.out, page=args.page, figures=args.figures,
+    published = Path(args.out) == Path(BenchmarkConfig.out)
+    page = args.page or (PUBLISHED_PAGE if published else str(Path(args.out) / PUBLISHED_PAGE))
+    figures = args.figures or (PUBLISHED_FIGURES if published else str(Path(args.out) / "figures"))
+    return BenchmarkConfig(preset=args.preset or "quick", out=args.out, page=page, figures=figures,
                            only=args.only, workers=args.workers, render_only=args.render_only,
                            resume=args.resume)
 

@@ -107,3 +107,11 @@ def test_suite_tiny_writes_every_section(tmp_path):
     assert merged["sections"]["arena"]["machine"]["date_utc"] == arena_date
     assert "--only latency" in merged["sections"]["latency"]["command"]
     assert SECTION_HEADINGS["dagger"] in page_path.read_text()
+
+    # Without --page and --figures, a run outside the default --out writes both into it, not over the published page.
+    published = (ROOT / "BENCHMARKS.md").read_bytes()
+    rendered = _run_cli("--render-only", "--out", str(out), timeout_s=120)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    assert SECTION_HEADINGS["arena"] in (out / "BENCHMARKS.md").read_text()
+    assert (out / "figures" / "dagger_rounds.png").is_file()
+    assert (ROOT / "BENCHMARKS.md").read_bytes() == published
