@@ -123,9 +123,15 @@ def check_layout(
     state_names: Sequence[str] | None,
     frame_shape: Sequence[int] | None,
     source: str,
+    game: str | None = None,
 ) -> None:
-    """Raise PolicyFileError when the policy's buttons, state features or frame shape differ from ``source``'s."""
+    """Raise PolicyFileError when the policy's game, buttons, state features or frame shape differ from ``source``'s.
+
+    The game is compared only when both the policy and ``source`` name one.
+    """
     problems = []
+    if game is not None and config.game is not None and game != config.game:
+        problems.append(f"games differ: policy {config.game!r}, {source} {game!r}")
     if button_names is not None and list(button_names) != list(config.button_names):
         problems.append(f"buttons differ: policy {list(config.button_names)}, {source} {list(button_names)}")
     if state_names is not None and list(state_names) != list(config.state_names):
@@ -158,14 +164,19 @@ def load_policy(
         from agents.policy import env_layout
 
         buttons, states, frame_shape = env_layout(env)
-        check_layout(config, buttons, states, frame_shape, "env")
+        check_layout(config, buttons, states, frame_shape, "env", game=getattr(env.unwrapped, "game_name", None))
     if store is not None:
-        check_layout(config, store.button_names, store.state_names, store.frame_shape, "demo store")
+        check_layout(config, store.button_names, store.state_names, store.frame_shape, "demo store",
+                     game=getattr(store, "game", None))
 
     weights = run_dir / WEIGHTS_FILE
     if not weights.is_file():
         raise PolicyFileError(f"policy weights not found: {weights}; the run may not have finished its first epoch")
-    policy = config.build_policy()
+    try:
+        policy = config.build_policy()
+    except ValueError as error:
+        raise PolicyFileError(f"policy config {run_dir / CONFIG_FILE} is inconsistent: {error}. Use the files "
+                              "scripts/train_bc.py wrote, unedited, or train the policy again") from error
     try:
         missing, unexpected = load_model(policy, str(weights), strict=False)
     except Exception as error:  # safetensors raises several types for corrupt or mismatched files

@@ -54,15 +54,15 @@ def parse_args(argv: list[str] | None = None) -> EvaluateConfig:
     return EvaluateConfig(**vars(parser.parse_args(argv)))
 
 
-def make_pilot(spec: str, seed: int):
-    """Build the pilot named by ``spec``: "expert" or "policy:RUN_DIR"."""
+def make_pilot(spec: str, seed: int, env: gym.Env):
+    """Build the pilot named by ``spec``: "expert" or "policy:RUN_DIR", the policy checked against ``env``."""
     if spec == "expert":
         return ExpertPilot(seed=seed)
     if spec.startswith("policy:"):
         run_dir = Path(spec.removeprefix("policy:"))
         from agents import PolicyPilot
 
-        return PolicyPilot.from_run(run_dir, seed=seed)
+        return PolicyPilot.from_run(run_dir, env=env, seed=seed)
     raise ValueError(f'unknown pilot {spec!r}; use "expert" or "policy:RUN_DIR"')
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("config: %s", asdict(config))
     try:
         env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty, round_time_s=config.round_time_s)
-        pilot = make_pilot(config.pilot, config.seed)
+        pilot = make_pilot(config.pilot, config.seed, env)
         masked = parse_button_list(config.mask_buttons, env.unwrapped.button_names)
         if masked:
             pilot = MaskedPilot(pilot, env.unwrapped.button_names, masked)

@@ -69,6 +69,23 @@ def test_evaluate_bad_arguments(args, message):
     assert "Traceback" not in result.stderr
 
 
+def test_evaluate_rejects_policy_of_other_layout(tmp_path):
+    from agents.policy import make_policy, windowed_spaces
+    from agents.policy_files import PolicyConfig, save_policy
+
+    # A policy trained on an older Arena state vector, one feature short.
+    states = list(fightenv.arena.STATE_FEATURES[:-1])
+    observation_space, action_space = windowed_spaces((1, 84, 84), len(states), len(fightenv.arena.BUTTONS), 2, 4)
+    config = PolicyConfig(button_names=list(fightenv.arena.BUTTONS), state_names=states, frame_shape=[1, 84, 84],
+                          n_frames=2, state_window=4, features_extractor_kwargs={}, net_arch={"pi": [64], "vf": []})
+    save_policy(tmp_path, make_policy(observation_space, action_space), config)
+
+    result = run_script("--pilot", f"policy:{tmp_path}", "--episodes", "1")
+    assert result.returncode == 2
+    assert "state features differ" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_expert_is_seeded():
     env = gym.make(fightenv.ARENA_ID)
     first = run_episode(env, ExpertPilot(seed=3), seed=10)

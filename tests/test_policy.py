@@ -165,6 +165,25 @@ def test_load_policy_rejects_other_buttons_naming_both(tmp_path):
     assert str(list(BUTTONS)) in str(error.value)
 
 
+def test_load_policy_rejects_other_game(tmp_path):
+    config = arena_config()
+    config.game = "tekken"
+    save_policy(tmp_path, arena_policy(), config)
+    with pytest.raises(PolicyFileError, match="games differ: policy 'tekken', env 'arena'"):
+        load_policy(tmp_path, env=gym.make("fightenv/Arena-v0"))
+
+
+def test_load_policy_inconsistent_config_names_file(tmp_path):
+    save_policy(tmp_path, arena_policy(), arena_config())
+    raw = json.loads((tmp_path / "policy.json").read_text())
+    raw["thresholds"] = raw["thresholds"][:9] if raw["thresholds"] else [0.5] * 9
+    (tmp_path / "policy.json").write_text(json.dumps(raw))
+    with pytest.raises(PolicyFileError) as error:
+        load_policy(tmp_path)
+    assert str(tmp_path / "policy.json") in str(error.value)
+    assert "train the policy again" in str(error.value)
+
+
 def test_load_policy_missing_and_bad_files(tmp_path):
     with pytest.raises(PolicyFileError, match="policy config not found"):
         load_policy(tmp_path / "nothing")
