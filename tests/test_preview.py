@@ -145,16 +145,19 @@ def test_preview_labels_readable(arena_window):
         assert (patch == LABEL_BACKGROUND).all(axis=1).mean() > 0.5, labels[i][1]
         assert (patch == (255, 255, 255)).all(axis=1).any(), labels[i][1]
 
-    # Both fighters stand in view, so the distance probe found both heads; its marks sit at their centres.
-    # own_depth, drawn after it, marks the player's head again, in its own colour.
+    # Both fighters stand in view, so the distance probe found both shadows, and own_depth the player's again.
+    # Probes that find the same blob mark the same spot; the one drawn last, later in the profile, shows.
     names = [spec.name for spec in profile.probes]
     first, second = points["distance"]
-    (own_head,) = points["own_depth"]
-    assert first is not None and second is not None and own_head is not None
-    assert own_head == pytest.approx(first)
-    for name, (x, y) in (("distance", second), ("own_depth", own_head)):
-        colour = REGION_COLOURS[names.index(name) % len(REGION_COLOURS)]
-        assert tuple(image[int(round(y)), int(round(x))]) == colour, name
+    (own_shadow,) = points["own_depth"]
+    assert first is not None
+    assert second is not None
+    assert own_shadow == pytest.approx(first)
+    for x, y in (first, second):
+        marking = [name for name in names if any(
+            point is not None and abs(point[0] - x) <= 1 and abs(point[1] - y) <= 1 for point in points.get(name, ()))]
+        colour = REGION_COLOURS[names.index(marking[-1]) % len(REGION_COLOURS)]
+        assert tuple(image[int(round(y)), int(round(x))]) == colour, marking
     assert set(points) == {"distance", "own_depth", "opponent_airborne", "own_airborne"}
 
 

@@ -313,3 +313,28 @@ def test_arena_profile_reproduces_state():
             precision = np.mean(truth[probe == 1.0] == 1.0)
             assert recall >= 0.9, f"{name}: recall {recall:.3f} over {positives.sum()} positives"
             assert precision >= 0.9, f"{name}: precision {precision:.3f}"
+
+
+@pytest.mark.slow
+def test_arena_floor_probes_hold_in_the_air():
+    # Random buttons jump far more often than the expert; the floor probes read shadows, which stay on the floor.
+    reader = StateReader(load_profile(ARENA_PROFILE))
+    env = gym.make("fightenv/Arena-v0", render_mode="rgb_array")
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    truths, probes = [], []
+    for step in range(1500):
+        truths.append(obs["state"])
+        probes.append(reader.read(cv2.cvtColor(env.render(), cv2.COLOR_RGB2BGRA)).state)
+        obs, _, terminated, truncated, _ = env.step((rng.random(10) < 0.15).astype(np.uint8))
+        if terminated or truncated:
+            obs, _ = env.reset(seed=step)
+    env.close()
+    truths, probes = np.array(truths), np.array(probes)
+
+    airborne = truths[:, STATE_FEATURES.index("own_airborne")] == 1
+    assert airborne.sum() >= 50
+    for name in ("distance", "own_depth"):
+        column = STATE_FEATURES.index(name)
+        error = np.abs(probes[airborne, column] - truths[airborne, column])
+        assert np.mean(error <= TOLERANCE) >= 0.95, name
