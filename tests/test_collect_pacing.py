@@ -35,10 +35,12 @@ def test_pacer_counts_dropped_steps():
 
     assert stats.dropped_steps in (4, 5)
     assert stats.max_late_s >= 0.04
-    # After the stall the pacer re-anchors instead of rushing: the next ticks are on time again.
+    # After the stall the pacer re-anchors instead of rushing: three more ticks take 20 to 30 ms, not a burst.
+    # Load only lengthens them, so the bound holds on a busy machine too.
     before = time.monotonic()
-    pacer.wait()
-    assert time.monotonic() - before >= 0.005
+    for _ in range(3):
+        pacer.wait()
+    assert time.monotonic() - before >= 0.015
 
 
 def test_pacer_excludes_pauses():

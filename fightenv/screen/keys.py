@@ -264,8 +264,9 @@ class KeySender:
             for i in np.flatnonzero(requested & ~self._held & ~untouched):
                 if self.echo is not None:
                     self.echo.expect(self.key_names[i], True)
-                self._controller.press(self._keys[i])
+                # Recorded before the press: a signal handled in between must release this key too.
                 self._held[i] = True
+                self._controller.press(self._keys[i])
 
     def _release(self, i: int) -> None:
         if self.echo is not None:
