@@ -6,8 +6,8 @@
     python scripts/dagger.py --policy runs/bc --out runs/dagger --resume
     python scripts/dagger.py --relabel runs/dagger --replay-speed 0.5     # replay the last round slowly
     python scripts/dagger.py --policy runs/bc --out runs/dagger --corrector human --mode override
-    python scripts/dagger.py --policy runs/bc --out runs/dagger_game --corrector human \
-        --profile fightenv/profiles/arena.toml      # play a game window; you correct with its keys
+    # play a game window, correcting with its keys:
+    python scripts/dagger.py --policy runs/bc --out runs/dagger_game --corrector human --profile P.toml
 
 Writes into --out: corrections/ (an episode store of every step played, with
 the agent's, the corrector's and the executed buttons), round_N/ (the policy

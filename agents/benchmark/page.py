@@ -414,7 +414,7 @@ def render_page(results: dict[str, Any], page_path: Path, figure_dir: Path, resu
     if missing:
         parts.append("## Not measured\n\nThese sections have no results yet: " + ", ".join(missing)
                      + ". Run `python scripts/benchmark.py --full --only " + ",".join(missing)
-                     + "` (or `--quick`) to add them.\n")
+                     + f" --out {Path(results_path).parent}` (or `--quick`) to add them.\n")
     markdown = "\n".join(parts)
     page_path.parent.mkdir(parents=True, exist_ok=True)
     page_path.write_text(markdown)
