@@ -104,7 +104,7 @@ def test_aggregate_press_events_and_summary():
     assert tables["loss"]["test_press_events"]["guard"]["mean"] == pytest.approx(12.0)
     assert tables["loss"]["test_press_events"]["grab"]["mean"] == pytest.approx(4.0)
     summary = tables["loss"]["summary"]
-    assert summary.startswith("Highest test macro F1: bce, pos_weight none (reference) (0.500 ± 0.100)")
+    assert summary.startswith("Highest test macro F1: asymmetric, pos_weight none (reference) (0.500 ± 0.100)")
     assert "highest win rate: focal (gamma 2) (80% ± 0%), +60 points against the reference" in summary
 
 
@@ -247,7 +247,7 @@ def test_markdown_from_fixture(tmp_path):
     assert "![Loss](figures/ablation_loss.png)" in text
     assert "Press events of each rare button in the test split (mean per seed): guard 12.0, grab 4.0." in text
     assert "Recall of guard, grab rests on fewer than 20 press events per seed and is noisy." in text
-    assert "| bce, pos_weight none (reference) | 0.500 ± 0.100 | 0.600 ± 0.100 |" in text
+    assert "| asymmetric, pos_weight none (reference) | 0.500 ± 0.100 | 0.600 ± 0.100 |" in text
     assert "| bce, pos_weight neg/pos (capped at 20) | n/a |" in text
     assert "- seed2/bce_ratio: TrainingError: loss became nan" in text
 

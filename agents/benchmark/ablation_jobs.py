@@ -31,11 +31,13 @@ TWO_NETWORKS = "two_networks"
 
 VARIANTS: dict[str, dict[str, Any]] = {
     REFERENCE: {},
-    "bce_ratio": {"pos_weight": "ratio"},
-    "bce_sqrt": {"pos_weight": "sqrt"},
-    "focal": {"loss": "focal"},
-    "asymmetric": {"loss": "asymmetric"},
-    "logit_adjusted": {"loss": "logit_adjusted"},
+    # Every loss row names its loss and pos_weight, so that it keeps its meaning whichever loss is the default.
+    "bce": {"loss": "bce", "pos_weight": "none"},
+    "bce_ratio": {"loss": "bce", "pos_weight": "ratio"},
+    "bce_sqrt": {"loss": "bce", "pos_weight": "sqrt"},
+    "focal": {"loss": "focal", "pos_weight": "none"},
+    "asymmetric": {"loss": "asymmetric", "pos_weight": "none"},
+    "logit_adjusted": {"loss": "logit_adjusted", "pos_weight": "none"},
     "frame_split": {"split": "frames"},
     "no_context": {"n_frames": 1, "state_window": 1},
     "stacked_frames": {"n_frames": 4, "state_window": 1},

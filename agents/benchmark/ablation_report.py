@@ -47,6 +47,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
                     "tuned per-button thresholds?",
         "rows": [
             _row(f"{_REFERENCE['loss']} (reference)", REFERENCE),
+            _row("bce, pos_weight none", "bce"),
             _row("bce, pos_weight neg/pos (capped at 20)", "bce_ratio"),
             _row("bce, pos_weight sqrt(neg/pos)", "bce_sqrt"),
             _row("focal (gamma 2)", "focal"),

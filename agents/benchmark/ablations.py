@@ -93,15 +93,16 @@ def full_settings() -> AblationSettings:
     (``cpu_s`` per job in the result). About 0.23 s went to each round of
     play and 1.5 s to loading per job. The rest, about 120 us per training
     step and epoch averaged over the variants, went to training; 4 stacked
-    frames cost about twice the default. Per seed, 15 jobs train 16 networks:
-    the default, 5 losses, the frame split, 3 temporal variants, 4 offsets,
-    and the two-network job, which trains twice. They play 18 sets of rounds:
-    4 decision rules on the default and 1 per other job. 120 rounds give
-    about 19k training steps. Training takes 16 x 25 epochs x 19k x 120 us =
-    912 s, play 18 x 30 x 0.23 s = 124 s and loading about 100 s, so about
-    1140 CPU seconds per seed. 3 seeds on 2 workers make about 1710 s. Early
+    frames cost about twice the default. Per seed, 16 jobs train 17 networks:
+    the default, 6 losses (one of them the default's own loss, trained
+    again), the frame split, 3 temporal variants, 4 offsets, and the
+    two-network job, which trains twice. They play 19 sets of rounds: 4
+    decision rules on the default and 1 per other job. 120 rounds give about
+    19k training steps. Training takes 17 x 25 epochs x 19k x 120 us = 969 s,
+    play 19 x 30 x 0.23 s = 131 s and loading about 100 s, so about 1200 CPU
+    seconds per seed. 3 seeds on 2 workers make about 1800 s. Early
     stopping shortens runs, and other load on the machine lengthens them: the
-    published run took 2,082 s with other jobs running for part of it.
+    run of 2026-12-05, with 15 jobs per seed, took 2,966 s beside other jobs.
     """
     return AblationSettings()
 

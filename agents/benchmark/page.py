@@ -278,8 +278,12 @@ def recipe_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> s
         "| button | recall, mean over seeds | pooled recall | test press events per seed |",
         "|---|---|---|---|",
     ]
+    n_seeds = len(section["result"]["per_seed"])
     for name, entry in summary["rare_recall"].items():
         events = ", ".join(str(count) for count in entry["test_press_events"])
+        if entry["seeds_rare"] < n_seeds:
+            events += (f" (held in {RARE_PREVALENCE:.0%} of training steps or fewer in {entry['seeds_rare']} of "
+                       f"{n_seeds} seeds)")
         lines.append(f"| {name} | {_spread(entry['per_seed'])} | {_number(entry['pooled'], 2)} | {events} |")
 
     targets, gain = summary["targets"], summary["macro_f1_gain"]
@@ -341,6 +345,9 @@ def dagger_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> s
 def _spread(stats: dict[str, Any] | None, percent: bool = False, digits: int = 2) -> str:
     if stats is None or stats.get("mean") is None:
         return "n/a"
+    if stats.get("n") == 1:
+        # One value has no spread to show.
+        return f"{stats['mean']:.1%} (1 seed)" if percent else f"{stats['mean']:,.{digits}f} (1 seed)"
     if percent:
         return f"{stats['mean']:.1%} ± {stats['std'] * 100:.1f}"
     return f"{stats['mean']:,.{digits}f} ± {stats['std']:,.{digits}f}"
@@ -368,11 +375,27 @@ def _dagger_sentence(aggregate: dict[str, list[dict[str, Any]]], n_seeds: int) -
     return sentence
 
 
+def _reference_note(section: dict[str, Any]) -> str:
+    """Say so when the ablations' reference loss is no longer the default of scripts/train_bc.py."""
+    from agents.benchmark.ablation_report import _reference_description
+
+    loss_table = section["result"]["sections"].get("loss")
+    if not loss_table:
+        return ""
+    measured = loss_table["rows"][0]["label"].removesuffix(" (reference)")
+    default = _reference_description()["loss"]
+    if measured == default:
+        return ""
+    return (f"\nThe reference of these runs trained with {measured}, the default loss when they ran. The "
+            f"default of `scripts/train_bc.py` is now {default}, chosen from the loss table below. Rows that vary "
+            "something other than the loss keep the reference's loss.\n")
+
+
 def ablations_markdown(section: dict[str, Any], figures: Path, page_dir: Path) -> str:
     from agents.benchmark.ablations import ablation_markdown
 
     header = ("## Training ablations: how the pieces of the default recipe matter\n\n" + provenance(section)
-              + "\nEvery table in the sections below comes from this run.\n")
+              + "\nEvery table in the sections below comes from this run.\n" + _reference_note(section))
     return header + "\n" + ablation_markdown(section["result"], figures, page_dir).strip() + "\n"
 
 

@@ -121,12 +121,12 @@ class SuiteSettings:
 
 
 def full_settings(workers: int = 2) -> SuiteSettings:
-    """Sizes meant to finish in at most 60 minutes on a 2-core machine with 2 workers.
+    """Sizes of the published page: about 75 minutes on a 2-core machine with 2 workers.
 
-    Measured on the 2-core development VM on 2026-12-04, in two invocations.
-    The quality sections took 42 min 38 s (recipe 219 s, DAgger 255 s,
-    ablations 2,082 s), partly beside other jobs. The timing sections took
-    5 min 22 s on the idle machine.
+    Measured on the 2-core development VM on 2026-12-05, in several
+    invocations: the timing sections took 6 min 27 s on the idle machine, the
+    ablations 49 min beside other jobs, and the recipe section (5 seeds) and
+    DAgger about 9 and 8 min each.
     """
     from agents.benchmark import ablations
 
@@ -149,7 +149,7 @@ def quick_settings(workers: int = 2) -> SuiteSettings:
         latency=LatencySettings(steps=1000, repeats=3, batches=10),
         train=TrainSettings(demo_episodes=30, batches=30, warmup_batches=3, repeats=2),
         demos=DemosSettings(episodes=10, repeats=3, realtime_s=10.0),
-        recipe=RecipeSettings(episodes=30, epochs=12, eval_episodes=20),
+        recipe=RecipeSettings(seeds=(0, 1, 2), episodes=30, epochs=12, eval_episodes=20),
         dagger=DaggerSeedsSettings(demo_episodes=20, bc_epochs=10, rounds=2, episodes_per_round=4, epochs=2,
                                    eval_episodes=20),
         ablations=dataclasses.replace(ablations.quick_settings(), workers=workers),
