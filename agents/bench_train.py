@@ -167,7 +167,7 @@ class BenchTrainResult:
     training_memory_ratio_vs_bc: float | None
     """(peak - after load) of ours over the same for bc.BC: the memory the training itself adds."""
     default_precision: str = "fp32"
-    """What ``scripts/train_bc.py``'s default ``--precision auto`` picks on this machine: fp32 or bf16."""
+    """Precision that ``scripts/train_bc.py``'s default ``--precision auto`` picks on this machine: fp32 or bf16."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -187,7 +187,7 @@ def test_distance_through_homography(tmp_path):
 
 
 def test_position_along_floor_axis(tmp_path):
-    # Frame fractions map linearly to a 10 x 5 world: u * 10, v * 5; the probe reports v's axis over [1, 4].
+    # Frame fractions map linearly to a 10 x 5 world (u * 10, v * 5). The probe reports v's axis over [1, 4].
     reader = reader_for(tmp_path, """
         [[probes]]
         name = "depth"

@@ -148,8 +148,10 @@ def test_precision_auto_follows_the_cpu_flags():
     zen4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
     skylake = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
     sapphire_rapids = "flags\t\t: avx512f amx_tile amx_bf16\n"
-    assert cpuinfo_has_bf16(zen4) and cpuinfo_has_bf16(sapphire_rapids)
-    assert not cpuinfo_has_bf16(skylake) and not cpuinfo_has_bf16("")
+    assert cpuinfo_has_bf16(zen4)
+    assert cpuinfo_has_bf16(sapphire_rapids)
+    assert not cpuinfo_has_bf16(skylake)
+    assert not cpuinfo_has_bf16("")
     # An explicit choice is kept whatever the hardware.
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"

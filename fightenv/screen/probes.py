@@ -184,7 +184,7 @@ class DistanceProbe(_FloorProbe):
 
 
 class PositionProbe(_FloorProbe):
-    """Where one colour blob's centroid lies along one floor axis, through the floor homography, scaled by ``span``.
+    """Position of one colour blob's centroid along one floor axis, through the floor homography, scaled by ``span``.
 
     When the blob is hidden the previous value is kept, like ``DistanceProbe``.
     """
