@@ -617,7 +617,7 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
         torch_dist.barrier()
     result = TrainResult(run_dir, None, None, state.best_epoch, state.history)
     if context.is_main:
-        result = _finish(config, data, run_dir, policy, loss_fn, state, device, writer)
+        result = _finish(config, data, run_dir, policy, loss_fn, state, device, precision, writer)
     if writer is not None:
         writer.close()
     if context.enabled:
@@ -627,7 +627,7 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
 
 
 def _finish(config: TrainConfig, data: SplitData, run_dir: Path, policy: ButtonPolicy, loss_fn: nn.Module,
-            state: TrainingState, device: torch.device, writer) -> TrainResult:
+            state: TrainingState, device: torch.device, precision: str, writer) -> TrainResult:
     """Reload the best epoch, fix the decision rule on validation, and report on test episodes."""
     layout = data.layout
     load_checkpoint_weights(run_dir, policy, best=True)
@@ -675,7 +675,7 @@ def _finish(config: TrainConfig, data: SplitData, run_dir: Path, policy: ButtonP
     training_summary = {
         "preset": config.preset.value, "loss": config.loss.value, "pos_weight": config.pos_weight.value,
         "threshold_mode": config.threshold_mode.value, "calibrated": config.calibrate, "seed": config.seed,
-        "precision": resolve_precision(config.precision, device),
+        "precision": precision,
         "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_macro_ap": state.best_val_macro_ap,
         "train_steps": len(data.train), "val_steps": len(data.val), "test_steps": len(data.test),
         "split": data.description["kind"], "test_macro_f1": test_report.macro_f1,

@@ -57,6 +57,14 @@ class BenchmarkConfig:
     """Keep finished DAgger runs, ablation jobs and recorded demonstrations in OUT instead of starting afresh."""
 
 
+def output_paths(config: BenchmarkConfig) -> tuple[Path, Path]:
+    """Return the page and the figure directory, filling in the defaults that depend on ``config.out``."""
+    published = Path(config.out) == Path(BenchmarkConfig.out)
+    page = config.page or (PUBLISHED_PAGE if published else str(Path(config.out) / PUBLISHED_PAGE))
+    figures = config.figures or (PUBLISHED_FIGURES if published else str(Path(config.out) / "figures"))
+    return Path(page), Path(figures)
+
+
 def parse_args(argv: list[str] | None = None) -> BenchmarkConfig:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sizes = parser.add_mutually_exclusive_group()
@@ -80,10 +88,7 @@ def parse_args(argv: list[str] | None = None) -> BenchmarkConfig:
                         help="continue an interrupted run: keep the finished DAgger runs, ablation jobs and recorded "
                              "demonstrations in --out (default: every section starts afresh)")
     args = parser.parse_args(argv)
-    published = Path(args.out) == Path(BenchmarkConfig.out)
-    page = args.page or (PUBLISHED_PAGE if published else str(Path(args.out) / PUBLISHED_PAGE))
-    figures = args.figures or (PUBLISHED_FIGURES if published else str(Path(args.out) / "figures"))
-    return BenchmarkConfig(preset=args.preset or "quick", out=args.out, page=page, figures=figures,
+    return BenchmarkConfig(preset=args.preset or "quick", out=args.out, page=args.page, figures=args.figures,
                            only=args.only, workers=args.workers, render_only=args.render_only,
                            resume=args.resume)
 
@@ -111,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as error:
         print(f"benchmark: {error}", file=sys.stderr)
         return 2
-    render_page(results, Path(config.page), Path(config.figures), out / RESULTS_FILE)
-    print(f"wrote {config.page}")
+    page, figures = output_paths(config)
+    render_page(results, page, figures, out / RESULTS_FILE)
+    print(f"wrote {page}")
     for sentence in headline_sentences(results):
         print(f"headline: {sentence}")
     return 0

@@ -25,7 +25,7 @@ def _row(label: str, variant: str, rule: str | None = None) -> dict[str, str]:
     return {"label": label, "variant": variant, "rule": rule or ("max_f1" if variant == REFERENCE else "thresholds")}
 
 
-def _reference_description() -> dict[str, str]:
+def reference_description() -> dict[str, str]:
     """Describe the default recipe from TrainConfig's defaults, so the labels follow a change of defaults."""
     from agents.train import TrainConfig
 
@@ -38,7 +38,7 @@ def _reference_description() -> dict[str, str]:
     }
 
 
-_REFERENCE = _reference_description()
+_REFERENCE = reference_description()
 
 SECTIONS: dict[str, dict[str, Any]] = {
     "loss": {

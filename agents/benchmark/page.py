@@ -377,13 +377,13 @@ def _dagger_sentence(aggregate: dict[str, list[dict[str, Any]]], n_seeds: int) -
 
 def _reference_note(section: dict[str, Any]) -> str:
     """Say so when the ablations' reference loss is no longer the default of scripts/train_bc.py."""
-    from agents.benchmark.ablation_report import _reference_description
+    from agents.benchmark.ablation_report import reference_description
 
     loss_table = section["result"]["sections"].get("loss")
     if not loss_table:
         return ""
     measured = loss_table["rows"][0]["label"].removesuffix(" (reference)")
-    default = _reference_description()["loss"]
+    default = reference_description()["loss"]
     if measured == default:
         return ""
     return (f"\nThe reference of these runs trained with {measured}, the default loss when they ran. The "
