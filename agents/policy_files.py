@@ -175,7 +175,7 @@ def load_policy(
     try:
         policy = config.build_policy()
     except ValueError as error:
-        raise PolicyFileError(f"policy config {run_dir / CONFIG_FILE} is inconsistent: {error}. Use the files "
+        raise PolicyFileError(f"policy config {run_dir / CONFIG_FILE} is invalid: {error}. Use the files "
                               "scripts/train_bc.py wrote, unedited, or train the policy again") from error
     try:
         missing, unexpected = load_model(policy, str(weights), strict=False)

@@ -99,7 +99,7 @@ class TrainConfig:
     state_hidden: int = _help("size of the temporal features", default=64)
     hidden: int = _help("size of the hidden layer between features and logits", default=128)
     loss: LossKind = _help("training loss: bce, focal, asymmetric or logit_adjusted", default=LossKind.ASYMMETRIC)
-    # The asymmetric loss won the loss ablation of BENCHMARKS.md (3 seeds of 120 Arena expert rounds, 2026-12-05).
+    # The asymmetric loss won the loss ablation of BENCHMARKS.md (three recordings of 120 Arena expert rounds).
     # Its mean rare-button recall was 0.63 against plain BCE's 0.46, and its test macro F1 was the highest too,
     # though within the spread over seeds.
     pos_weight: PosWeightMode = _help("pos_weight of the bce loss: none, ratio (neg/pos) or sqrt (sqrt(neg/pos))",
@@ -312,7 +312,7 @@ def cpuinfo_has_bf16(cpuinfo: str) -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """Turn ``--precision auto`` into "bf16" or "fp32" for ``device``; pass the others through."""
+    """Turn ``--precision auto`` into "bf16" or "fp32" for ``device``. Other values pass through unchanged."""
     if name != "auto":
         return name
     return "bf16" if native_bf16(device) else "fp32"

@@ -44,9 +44,9 @@ class BenchmarkConfig:
     out: str = "out/benchmark"
     """Directory for results.json, each section's JSON and the runs it records."""
     page: str = ""
-    """Path of the generated page; empty picks BENCHMARKS.md for the default ``out`` and OUT/BENCHMARKS.md otherwise."""
+    """Path of the generated page. Empty picks BENCHMARKS.md for the default ``out`` and OUT/BENCHMARKS.md otherwise."""
     figures: str = ""
-    """Directory of the PNG figures the page links; empty picks agents/benchmark/figures or OUT/figures likewise."""
+    """Directory of the PNG figures the page links. Empty picks agents/benchmark/figures or OUT/figures likewise."""
     only: str = ""
     """Comma-separated sections to run, merged into the previous results.json; empty runs all."""
     workers: int = 2

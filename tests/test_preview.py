@@ -146,7 +146,7 @@ def test_preview_labels_readable(arena_window):
         assert (patch == (255, 255, 255)).all(axis=1).any(), labels[i][1]
 
     # Both fighters stand in view, so the distance probe found both shadows, and own_depth the player's again.
-    # Probes that find the same blob mark the same spot; the one drawn last, later in the profile, shows.
+    # Probes that find the same blob mark the same spot, and the one drawn last (later in the profile) shows.
     names = [spec.name for spec in profile.probes]
     first, second = points["distance"]
     (own_shadow,) = points["own_depth"]

@@ -317,7 +317,7 @@ def test_arena_profile_reproduces_state():
 
 @pytest.mark.slow
 def test_arena_floor_probes_hold_in_the_air():
-    # Random buttons jump far more often than the expert; the floor probes read shadows, which stay on the floor.
+    # Random buttons jump far more often than the expert. The floor probes read shadows, which stay on the floor.
     reader = StateReader(load_profile(ARENA_PROFILE))
     env = gym.make("fightenv/Arena-v0", render_mode="rgb_array")
     rng = np.random.default_rng(0)

@@ -376,7 +376,7 @@ def _dagger_sentence(aggregate: dict[str, list[dict[str, Any]]], n_seeds: int) -
 
 
 def _reference_note(section: dict[str, Any]) -> str:
-    """Say so when the ablations' reference loss is no longer the default of scripts/train_bc.py."""
+    """Return a note for the page when the ablations' reference loss is no longer the default of train_bc.py."""
     from agents.benchmark.ablation_report import reference_description
 
     loss_table = section["result"]["sections"].get("loss")

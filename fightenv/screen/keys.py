@@ -264,7 +264,7 @@ class KeySender:
             for i in np.flatnonzero(requested & ~self._held & ~untouched):
                 if self.echo is not None:
                     self.echo.expect(self.key_names[i], True)
-                # Recorded before the press: a signal handled in between must release this key too.
+                # Recorded before the press, so that a signal handled in between releases this key too.
                 self._held[i] = True
                 self._controller.press(self._keys[i])
 
