@@ -15,6 +15,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import fightenv
 from fightenv.arena import BUTTONS, STATE_FEATURES, ArenaEnv
+from fightenv.arena.rules import MAX_HEALTH
 
 
 def play(env: gym.Env, seed: int, steps: int, action_seed: int = 0):
@@ -152,7 +153,7 @@ def test_ko_terminates_and_reward_adds_up():
         total_reward += reward
     assert terminated, "a two-minute round should end in a KO"
     assert min(info["player_health"], info["opponent_health"]) == 0.0
-    damage_reward = (100.0 - info["opponent_health"] - (100.0 - info["player_health"])) / 100.0
+    damage_reward = (MAX_HEALTH - info["opponent_health"] - (MAX_HEALTH - info["player_health"])) / MAX_HEALTH
     ko_reward = 1.0 if info["outcome"] == "win" else -1.0
     assert total_reward == pytest.approx(damage_reward + ko_reward)
 

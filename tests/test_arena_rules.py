@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fightenv.arena.rules import (
-    BACK, FORWARD, GRAB, GUARD, JUMP, KICK, MAX_METER, MOVE_GRAB, MOVE_KICK, MOVE_LUNGE, MOVE_SPECIAL, PUNCH,
+    BACK, FORWARD, GRAB, GUARD, JUMP, KICK, MAX_HEALTH, MAX_METER, MOVE_GRAB, MOVE_KICK, MOVE_LUNGE, MOVE_SPECIAL, PUNCH,
     SIDESTEP_IN, SPECIAL, Game, Phase,
 )
 
@@ -50,7 +50,7 @@ def test_kick_hits_and_causes_hitstun():
     game = duel(1.2)
     press(game, bit(KICK), then_ticks=MOVE_KICK.startup_ticks + 1)
     cpu = game.fighters[1]
-    assert cpu.health == pytest.approx(100 - MOVE_KICK.damage)
+    assert cpu.health == pytest.approx(MAX_HEALTH - MOVE_KICK.damage)
     assert cpu.phase is Phase.HITSTUN
 
 
@@ -58,7 +58,7 @@ def test_guard_blocks_strike_with_blockstun():
     game = duel(1.2)
     press(game, bit(KICK), cpu_buttons=bit(GUARD), then_ticks=MOVE_KICK.startup_ticks + 1)
     cpu = game.fighters[1]
-    assert cpu.health == 100
+    assert cpu.health == MAX_HEALTH
     assert cpu.phase is Phase.BLOCKSTUN
 
 
@@ -66,7 +66,7 @@ def test_grab_beats_guard():
     game = duel(0.7)
     press(game, bit(GRAB), cpu_buttons=bit(GUARD), then_ticks=MOVE_GRAB.startup_ticks + 1)
     cpu = game.fighters[1]
-    assert cpu.health == pytest.approx(100 - MOVE_GRAB.damage)
+    assert cpu.health == pytest.approx(MAX_HEALTH - MOVE_GRAB.damage)
     assert cpu.phase is Phase.DOWN
 
 
@@ -74,15 +74,15 @@ def test_grab_misses_airborne_target():
     game = duel(0.7)
     game.tick(0, bit(JUMP))
     press(game, bit(GRAB), cpu_buttons=0, then_ticks=MOVE_GRAB.startup_ticks + 1)
-    assert game.fighters[1].health == 100
+    assert game.fighters[1].health == MAX_HEALTH
 
 
 def test_sidestep_dodges_lunge():
     hit_game, dodge_game = duel(1.6), duel(1.6)
     for game, cpu_buttons in ((hit_game, 0), (dodge_game, bit(SIDESTEP_IN))):
         press(game, bit(FORWARD, PUNCH), cpu_buttons=cpu_buttons, then_ticks=MOVE_LUNGE.total_ticks)
-    assert hit_game.fighters[1].health == pytest.approx(100 - MOVE_LUNGE.damage)
-    assert dodge_game.fighters[1].health == 100
+    assert hit_game.fighters[1].health == pytest.approx(MAX_HEALTH - MOVE_LUNGE.damage)
+    assert dodge_game.fighters[1].health == MAX_HEALTH
 
 
 def test_jump_avoids_sweep_but_standing_is_knocked_down():
@@ -93,16 +93,30 @@ def test_jump_avoids_sweep_but_standing_is_knocked_down():
     jump_game.tick(bit(BACK, KICK), 0)
     for t in range(20):
         jump_game.tick(0, bit(JUMP) if t == 4 else 0)
-    assert jump_game.fighters[1].health == 100
+    assert jump_game.fighters[1].health == MAX_HEALTH
+
+
+def test_reaction_jump_avoids_special():
+    stand_game, jump_game = duel(1.2), duel(1.2)
+    for game in (stand_game, jump_game):
+        game.fighters[1].meter = MAX_METER
+        game.tick(0, bit(SPECIAL))
+    for _ in range(30):
+        stand_game.tick(0, 0)
+    assert stand_game.fighters[0].health == pytest.approx(MAX_HEALTH - MOVE_SPECIAL.damage)
+    # A jump 150 ms (9 ticks) after the special move starts, a human reaction, clears it.
+    for t in range(30):
+        jump_game.tick(bit(JUMP) if t == 8 else 0, 0)
+    assert jump_game.fighters[0].health == MAX_HEALTH
 
 
 def test_special_needs_full_meter_and_spends_it():
     game = duel(1.5)
     press(game, bit(SPECIAL), then_ticks=30)
-    assert game.fighters[1].health == 100, "special must not fire with an empty meter"
+    assert game.fighters[1].health == MAX_HEALTH, "special must not fire with an empty meter"
     game.fighters[0].meter = MAX_METER
     press(game, bit(SPECIAL), then_ticks=MOVE_SPECIAL.startup_ticks + 2)
-    assert game.fighters[1].health == pytest.approx(100 - MOVE_SPECIAL.damage)
+    assert game.fighters[1].health == pytest.approx(MAX_HEALTH - MOVE_SPECIAL.damage)
     assert game.fighters[0].meter < MAX_METER
 
 
@@ -113,8 +127,8 @@ def test_special_is_invulnerable_while_active():
     game.tick(bit(KICK), bit(SPECIAL))
     for _ in range(20):
         game.tick(0, 0)
-    assert game.fighters[1].health == 100
-    assert game.fighters[0].health < 100
+    assert game.fighters[1].health == MAX_HEALTH
+    assert game.fighters[0].health < MAX_HEALTH
 
 
 def test_meter_fills_with_damage_dealt_and_taken():
@@ -129,7 +143,7 @@ def test_attack_needs_fresh_press():
     game = duel(1.2)
     # Holding kick for two full moves lands one kick only.
     press(game, bit(KICK), hold_ticks=2 * MOVE_KICK.total_ticks)
-    assert game.fighters[1].health == pytest.approx(100 - MOVE_KICK.damage)
+    assert game.fighters[1].health == pytest.approx(MAX_HEALTH - MOVE_KICK.damage)
 
 
 def test_round_ends_at_ko_and_at_time():

@@ -51,7 +51,7 @@ class AblationSettings:
     """Sizes of one ablation run; the defaults are ``full_settings()``."""
 
     seeds: tuple[int, ...] = _help("training seeds; each also records its own expert store", default=(0, 1, 2))
-    episodes: int = _help("expert rounds recorded per seed", default=120)
+    episodes: int = _help("expert rounds recorded per seed", default=60)
     epochs: int = _help("maximum training epochs of every variant", default=25)
     eval_episodes: int = _help("closed-loop rounds against the CPU per trained policy and decision rule",
                                default=30)
@@ -84,36 +84,35 @@ class AblationSettings:
 
 
 def full_settings() -> AblationSettings:
-    """Return the settings of the published tables: 3 seeds, 120 rounds, 25 epochs, 30 rounds of play.
+    """Return the settings of the published tables: 3 seeds, 60 rounds, 25 epochs, 30 rounds of play.
 
     Estimated cost on an idle 2-core machine with 2 workers: about 30 minutes.
-    The estimate scales one seed of ``quick_settings`` sizes at 25 rounds,
-    8 epochs and 10 rounds of play, measured on this project's 2-core
-    development machine under other load. That seed used 123 CPU seconds
-    (``cpu_s`` per job in the result). About 0.23 s went to each round of
-    play and 1.5 s to loading per job. The rest, about 120 us per training
-    step and epoch averaged over the variants, went to training; 4 stacked
-    frames cost about twice the default. Per seed, 16 jobs train 17 networks:
-    the default, 6 losses (one of them the default's own loss, trained
-    again), the frame split, 3 temporal variants, 4 offsets, and the
-    two-network job, which trains twice. They play 19 sets of rounds: 4
-    decision rules on the default and 1 per other job. 120 rounds give about
-    19k training steps. Training takes 17 x 25 epochs x 19k x 120 us = 969 s,
-    play 19 x 30 x 0.23 s = 131 s and loading about 100 s, so about 1200 CPU
-    seconds per seed. 3 seeds on 2 workers make about 1800 s. Early
-    stopping shortens runs, and other load on the machine lengthens them: the
-    run of 2026-12-05, with 15 jobs per seed, took 2,966 s beside other jobs.
+    The estimate scales one seed of ``quick_settings`` sizes, measured on this
+    project's 2-core development machine under other load (``cpu_s`` per job
+    in the result). About 0.45 s went to each round of play and 1.5 s to
+    loading per job. The rest, about 120 us per training step and epoch
+    averaged over the variants, went to training; 4 stacked frames cost about
+    twice the default. Per seed, 16 jobs train 17 networks: the default, 6
+    losses (one of them the default's own loss, trained again), the frame
+    split, 3 temporal variants, 4 offsets, and the two-network job, which
+    trains twice. They play 19 sets of rounds: 4 decision rules on the default
+    and 1 per other job. 60 rounds of about 30 s give about 19k training
+    steps. Training takes 17 x 25 epochs x 19k x 120 us = 969 s, play
+    19 x 30 x 0.45 s = 257 s and loading about 100 s, so about 1300 CPU
+    seconds per seed. 3 seeds on 2 workers make about 2000 s. Early stopping
+    shortens runs, and other load on the machine lengthens them: the run of
+    2026-12-05 took 2,872 s beside a few short jobs.
     """
     return AblationSettings()
 
 
 def quick_settings() -> AblationSettings:
-    """Return a smaller run with all six sections and 3 seeds: 40 rounds, 10 epochs, 15 rounds of play.
+    """Return a smaller run with all six sections and 3 seeds: 20 rounds, 10 epochs, 15 rounds of play.
 
     Estimated at about 5.5 minutes on an idle 2-core machine with 2 workers,
     by the arithmetic of ``full_settings``: about 220 CPU seconds per seed.
     """
-    return AblationSettings(episodes=40, epochs=10, eval_episodes=15)
+    return AblationSettings(episodes=20, epochs=10, eval_episodes=15)
 
 
 def tiny_settings() -> AblationSettings:

@@ -57,8 +57,11 @@ class ArenaEnv(gym.Env):
     the pilot's buttons for ``frame_skip`` ticks of the 60 Hz game (15 decisions
     per second by default). Attacks have startup, active and recovery ticks;
     guard stops strikes but not grabs, a grab beats guard, a sidestep dodges
-    straight attacks, hits cause hitstun and guarded hits blockstun. The
-    special move needs a full meter, which fills with damage dealt and taken.
+    straight attacks, a jump clears the sweep, grabs and the special move, hits
+    cause hitstun and guarded hits blockstun. The special move needs a full
+    meter, which fills with damage dealt and taken, and winds up slowly enough
+    (233 ms) to be seen and jumped. A fighter has 200 health, 20 kicks' worth,
+    so a round between the expert and the normal CPU lasts about 30 s.
 
     ## Buttons (action space)
 
@@ -70,7 +73,7 @@ class ArenaEnv(gym.Env):
     | 1 | back | walk away; with kick, a low sweep that knocks down |
     | 2 | sidestep_in | step across the line of attack, away from the camera |
     | 3 | sidestep_out | step across the line of attack, towards the camera |
-    | 4 | jump | jump (press); airborne fighters avoid sweeps and grabs |
+    | 4 | jump | jump (press); airborne fighters avoid sweeps, grabs and the special move |
     | 5 | punch | jab (press) |
     | 6 | kick | kick (press) |
     | 7 | guard | guard while held; stops strikes, not grabs |

@@ -52,7 +52,8 @@ JUMP_SPEED_MPS = 5.0
 GRAVITY_MPS2 = 20.0
 PUSHBACK_M = 0.35
 
-MAX_HEALTH = 100.0
+# About 20 kicks: rounds between the expert and the normal CPU last some 30 s, as in commercial fighters.
+MAX_HEALTH = 200.0
 MAX_METER = 100.0
 METER_PER_DAMAGE_DEALT = 1.0
 METER_PER_DAMAGE_TAKEN = 0.6
@@ -82,7 +83,7 @@ class Move:
     hitstun_ticks: int
     blockstun_ticks: int
     advance_mps: float = 0.0
-    low: bool = False
+    jumpable: bool = False
     """Misses an airborne target."""
     grab: bool = False
     """Ignores guard, misses an airborne target, causes a knockdown."""
@@ -106,15 +107,16 @@ MOVE_LUNGE = Move(
 MOVE_KICK = Move("kick", 14, 4, 16, damage=10, reach_m=1.0, width_m=0.35, hitstun_ticks=20, blockstun_ticks=12)
 MOVE_SWEEP = Move(
     "sweep", 15, 4, 22, damage=9, reach_m=0.9, width_m=1.4, hitstun_ticks=0, blockstun_ticks=12,
-    low=True, knockdown=True,
+    jumpable=True, knockdown=True,
 )
 MOVE_GRAB = Move(
     "grab", 8, 3, 30, damage=13, reach_m=0.45, width_m=0.6, hitstun_ticks=0, blockstun_ticks=0,
     grab=True, knockdown=True,
 )
+# The special move winds up for 233 ms, long enough to see coming and jump it.
 MOVE_SPECIAL = Move(
-    "special", 8, 6, 24, damage=26, reach_m=1.5, width_m=1.0, hitstun_ticks=30, blockstun_ticks=16,
-    invulnerable=True, chip_damage=6, meter_cost=MAX_METER,
+    "special", 14, 6, 24, damage=26, reach_m=1.5, width_m=1.0, hitstun_ticks=30, blockstun_ticks=16,
+    jumpable=True, invulnerable=True, chip_damage=6, meter_cost=MAX_METER,
 )
 MOVES: tuple[Move, ...] = (MOVE_JAB, MOVE_LUNGE, MOVE_KICK, MOVE_SWEEP, MOVE_GRAB, MOVE_SPECIAL)
 
@@ -416,7 +418,7 @@ class Game:
             return False
         if target.phase is Phase.DOWN:
             return False
-        if target.y > 0.0 and (move.low or move.grab):
+        if target.y > 0.0 and (move.jumpable or move.grab):
             return False
         rx, rz = target.x - f.x, target.z - f.z
         along = rx * f.move_dir_x + rz * f.move_dir_z
