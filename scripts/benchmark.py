@@ -1,7 +1,7 @@
 """Run the benchmark suite and regenerate BENCHMARKS.md.
 
     python scripts/benchmark.py --quick                 # every section, small sizes (sized for 10 min on 2 cores)
-    python scripts/benchmark.py --full                  # the published sizes (about 75 min on 2 cores)
+    python scripts/benchmark.py --full                  # the published sizes (about 90 min on 2 cores)
     python scripts/benchmark.py --full --only train,demos   # rerun two sections, keep the rest
     python scripts/benchmark.py --render-only           # rewrite the page from out/benchmark/results.json
     python scripts/benchmark.py --full --resume         # continue an interrupted run

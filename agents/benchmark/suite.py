@@ -121,12 +121,12 @@ class SuiteSettings:
 
 
 def full_settings(workers: int = 2) -> SuiteSettings:
-    """Sizes of the published page: about 75 minutes on a 2-core machine with 2 workers.
+    """Sizes of the published page: about 90 minutes on a 2-core machine with 2 workers.
 
     Measured on the 2-core development VM on 2026-12-05, in several
     invocations: the timing sections took 6 min 27 s on the idle machine, the
-    ablations 49 min beside other jobs, and the recipe section (5 seeds) and
-    DAgger about 9 and 8 min each.
+    ablations 48 min, and the recipe section (5 seeds) and DAgger about
+    36 min together beside other jobs.
     """
     from agents.benchmark import ablations
 

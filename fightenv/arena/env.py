@@ -144,7 +144,9 @@ class ArenaEnv(gym.Env):
 
     ## Version history
 
-    - v0: first release.
+    - v0: first release. On 2026-12-05 fighters went from 100 to 200 health and the special move became
+      jumpable (14 wind-up ticks, was 8). NOTE: the ID stayed v0, so nothing warns when a demo store or a
+      policy from before that change is mixed with new rounds.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": TICK_HZ // 4}
