@@ -124,10 +124,12 @@ def check_layout(
     frame_shape: Sequence[int] | None,
     source: str,
     game: str | None = None,
+    policy_file: str | Path | None = None,
 ) -> None:
     """Raise PolicyFileError when the policy's game, buttons, state features or frame shape differ from ``source``'s.
 
-    The game is compared only when both the policy and ``source`` name one.
+    The game is compared only when both the policy and ``source`` name one. ``policy_file``, when given, is
+    named in the message.
     """
     problems = []
     if game is not None and config.game is not None and game != config.game:
@@ -139,9 +141,10 @@ def check_layout(
     if frame_shape is not None and list(frame_shape) != list(config.frame_shape):
         problems.append(f"frame shape differs: policy {list(config.frame_shape)}, {source} {list(frame_shape)}")
     if problems:
+        where = f"policy {policy_file} does not fit the {source}: " if policy_file is not None else ""
         raise PolicyFileError(
-            "; ".join(problems) + f". Train a policy on demonstrations from this {source}, or use the "
-            "settings (game, frame size, colour) the policy was trained with"
+            where + "; ".join(problems) + f". Train a policy on demonstrations from this {source}, or use the "
+            "settings (game, frame size, colour) the policy was trained with."
         )
 
 
@@ -164,10 +167,11 @@ def load_policy(
         from agents.policy import env_layout
 
         buttons, states, frame_shape = env_layout(env)
-        check_layout(config, buttons, states, frame_shape, "env", game=getattr(env.unwrapped, "game_name", None))
+        check_layout(config, buttons, states, frame_shape, "env", game=getattr(env.unwrapped, "game_name", None),
+                     policy_file=run_dir / CONFIG_FILE)
     if store is not None:
         check_layout(config, store.button_names, store.state_names, store.frame_shape, "demo store",
-                     game=getattr(store, "game", None))
+                     game=getattr(store, "game", None), policy_file=run_dir / CONFIG_FILE)
 
     weights = run_dir / WEIGHTS_FILE
     if not weights.is_file():

@@ -163,6 +163,7 @@ def test_load_policy_rejects_other_buttons_naming_both(tmp_path):
         load_policy(tmp_path, env=env)
     assert "['left', 'right', 'fire']" in str(error.value)
     assert str(list(BUTTONS)) in str(error.value)
+    assert str(tmp_path / "policy.json") in str(error.value)
 
 
 def test_load_policy_rejects_other_game(tmp_path):
