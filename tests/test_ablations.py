@@ -269,7 +269,8 @@ def test_plan_jobs_shares_reference(tmp_path):
     assert set(variants) == {row["variant"] for name in settings.sections for row in SECTIONS[name]["rows"]}
     jobs = plan_jobs(settings, tmp_path)
     assert len(jobs) == 2 * len(variants)
-    assert {job.demos for job in jobs if job.seed == 0} == {str(tmp_path / "seed0" / f"demos_{settings.episodes}rounds_normal")}
+    demos = tmp_path / "seed0" / f"demos_{settings.episodes}rounds_normal"
+    assert {job.demos for job in jobs if job.seed == 0} == {str(demos)}
     assert jobs[0].eval_seed != jobs[-1].eval_seed
 
 

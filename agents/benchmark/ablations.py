@@ -86,11 +86,11 @@ class AblationSettings:
 def full_settings() -> AblationSettings:
     """Return the settings of the published tables: 3 seeds, 60 rounds, 25 epochs, 30 rounds of play.
 
-    Estimated cost on an idle 2-core machine with 2 workers: about 30 minutes.
+    Estimated cost on an idle 2-core machine with 2 workers: about 35 minutes.
     The estimate scales one seed of ``quick_settings`` sizes, measured on this
     project's 2-core development machine under other load (``cpu_s`` per job
-    in the result). About 0.45 s went to each round of play and 1.5 s to
-    loading per job. The rest, about 120 us per training step and epoch
+    in the result) when rounds lasted 15 s. About 0.23 s went to each round of
+    play, so about 0.45 s for today's 30 s rounds, and 1.5 s to loading per job. The rest, about 120 us per training step and epoch
     averaged over the variants, went to training; 4 stacked frames cost about
     twice the default. Per seed, 16 jobs train 17 networks: the default, 6
     losses (one of them the default's own loss, trained again), the frame
