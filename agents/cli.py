@@ -18,6 +18,11 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _with_default(help_text: str, shown: str) -> str:
+    """Return ``help_text`` with the default appended; an empty default (an optional path) shows nothing."""
+    return f"{help_text} (default: {shown})" if shown else help_text
+
+
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add ``--field-name`` for every field of dataclass ``cls``; booleans also get ``--no-field-name``."""
     hints = typing.get_type_hints(cls)
@@ -28,18 +33,18 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         help_text = field.metadata.get("help", "")
         if kind is bool:
             parser.add_argument(option, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
-                                help=f"{help_text} (default: {default})")
+                                help=_with_default(help_text, str(default)))
         elif isinstance(kind, type) and issubclass(kind, Enum):
             parser.add_argument(option, dest=field.name, type=kind, choices=list(kind), default=default,
                                 metavar="{" + ",".join(member.value for member in kind) + "}",
-                                help=f"{help_text} (default: {default.value})")
+                                help=_with_default(help_text, str(default.value)))
         elif typing.get_origin(kind) is tuple:
             element = typing.get_args(kind)[0]
             parser.add_argument(option, dest=field.name, type=element, nargs=len(typing.get_args(kind)),
-                                default=default, help=f"{help_text} (default: {' '.join(map(str, default))})")
+                                default=default, help=_with_default(help_text, " ".join(map(str, default))))
         else:
             parser.add_argument(option, dest=field.name, type=kind, default=default,
-                                help=f"{help_text} (default: {default})")
+                                help=_with_default(help_text, str(default)))
 
 
 def dataclass_from_args(cls: type, namespace: argparse.Namespace) -> Any:

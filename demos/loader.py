@@ -310,11 +310,7 @@ def _read_episode(
     except OSError as error:
         raise CorruptEpisodeError(path_text, f"cannot read episode file {path_text}: {error}") from error
     if indexed is not None and len(data) < indexed.bytes:
-        raise CorruptEpisodeError(
-            path_text,
-            f"episode file {path_text} is truncated: it has {len(data)} bytes, but {indexed.bytes} were written. "
-            f"Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, or delete the file.",
-        )
+        raise _truncated(path_text, f"only {len(data)} of the {indexed.bytes} bytes written remain readable")
     parsed = records.parse_records(data, path_text)
     if not parsed.records or parsed.records[0].kind != records.KIND_BEGIN:
         if indexed is not None:
@@ -324,11 +320,7 @@ def _read_episode(
     chunks = [r for r in parsed.records if r.kind == records.KIND_STEPS]
     end = parsed.records[-1] if parsed.records[-1].kind == records.KIND_END else None
     if indexed is not None and (end is None or parsed.torn_tail):
-        raise CorruptEpisodeError(
-            path_text,
-            f"episode file {path_text} is truncated: its end record is missing although the episode was finished. "
-            f"Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, or delete the file.",
-        )
+        raise _truncated(path_text, "its end record is missing although the episode was finished")
     stored_steps = sum(r.header["steps"] for r in chunks)
     if end is None:
         logger.warning(
@@ -337,6 +329,15 @@ def _read_episode(
         )
     info = _episode_info(file_path, parsed.records[0].header, None if end is None else end.header, stored_steps)
     return _EpisodeRecords(info, chunks, end, path_text)
+
+
+def _truncated(path_text: str, detail: str) -> CorruptEpisodeError:
+    """Return the error for a finished episode whose file lost data, with the ways out."""
+    return CorruptEpisodeError(
+        path_text,
+        f"episode file {path_text} is truncated: {detail}. Pass --skip-bad to the script (skip_bad=True to "
+        "load_demos) to leave this episode out, or delete the file.",
+    )
 
 
 @dataclass(frozen=True)
@@ -363,12 +364,7 @@ def _plan_episode(file_path: Path, indexed: IndexEntry | None) -> _EpisodePlan |
         raise CorruptEpisodeError(str(file_path), f"cannot read episode file {file_path}: {error}") from error
     size_bytes = headers[-1][2] if headers else 0
     if indexed is not None and size_bytes < indexed.bytes:
-        raise CorruptEpisodeError(
-            str(file_path),
-            f"episode file {file_path} is truncated: its complete records end at byte {size_bytes}, "
-            f"but {indexed.bytes} bytes were written. Pass --skip-bad to the script (skip_bad=True to load_demos) to leave this episode out, "
-            f"or delete the file.",
-        )
+        raise _truncated(str(file_path), f"only {size_bytes} of the {indexed.bytes} bytes written remain readable")
     if not headers or headers[0][0].get("kind") != records.KIND_BEGIN:
         if indexed is not None:
             raise CorruptEpisodeError(str(file_path), f"episode file {file_path} has no begin record; it is damaged.")

@@ -3,20 +3,22 @@
     python scripts/evaluate.py --pilot expert --episodes 200
     python scripts/evaluate.py --pilot expert --episodes 200 --mask-buttons guard,grab,special
     python scripts/evaluate.py --pilot policy:runs/bc --episodes 50 --json out/eval.json
+
+Exit status: 0 on success, 2 on invalid options, a missing or mismatched policy, or an unknown button.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import gymnasium as gym
 
 import fightenv
+from agents.cli import parse_config
 from agents.evaluation import evaluate, parse_button_list
 from agents.pilots import ExpertPilot, MaskedPilot
 from fightenv.arena.cpu import DIFFICULTIES
@@ -24,34 +26,26 @@ from fightenv.arena.cpu import DIFFICULTIES
 logger = logging.getLogger("evaluate")
 
 
+def _help(text: str, **kwargs) -> field:
+    return field(metadata={"help": text}, **kwargs)
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
-    pilot: str = "expert"
-    """"expert" for the scripted expert, or "policy:RUN_DIR" for a trained policy."""
-    episodes: int = 100
-    """Rounds to play."""
-    seed: int = 0
-    """Seed of the first round; round i uses seed + i."""
-    difficulty: str = "normal"
-    """CPU level."""
-    mask_buttons: str = ""
-    """Comma-separated buttons forced to released, e.g. guard,grab,special."""
-    round_time_s: float = 40.0
-    """Round length in seconds of game time."""
-    json: str | None = None
-    """Write the report as JSON to this path."""
+    """Options of scripts/evaluate.py."""
+
+    pilot: str = _help('"expert" for the scripted expert, or "policy:RUN_DIR" for a trained policy',
+                       default="expert")
+    episodes: int = _help("rounds to play", default=100)
+    seed: int = _help("seed of the first round; round i uses seed + i", default=0)
+    difficulty: str = _help(f"CPU level: {', '.join(DIFFICULTIES)}", default="normal")
+    mask_buttons: str = _help("comma-separated buttons forced to released, e.g. guard,grab,special", default="")
+    round_time_s: float = _help("round length in seconds of game time", default=40.0)
+    json: str = _help("write the report as JSON to this path", default="")
 
 
 def parse_args(argv: list[str] | None = None) -> EvaluateConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pilot", default="expert", help='"expert" or "policy:RUN_DIR" (default: expert)')
-    parser.add_argument("--episodes", type=int, default=100, help="rounds to play (default: 100)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first round; round i uses seed + i")
-    parser.add_argument("--difficulty", default="normal", help=f"CPU level: {', '.join(DIFFICULTIES)}")
-    parser.add_argument("--mask-buttons", default="", help="comma-separated buttons forced to released")
-    parser.add_argument("--round-time-s", type=float, default=40.0, help="round length in game seconds")
-    parser.add_argument("--json", default=None, help="write the report as JSON to this path")
-    return EvaluateConfig(**vars(parser.parse_args(argv)))
+    return parse_config(EvaluateConfig, __doc__, argv)
 
 
 def make_pilot(spec: str, seed: int, env: gym.Env):
