@@ -717,5 +717,13 @@ def run(config: TrainConfig) -> TrainResult:
         raise TrainingError(f"{run_dir} already contains a run; pass --resume to continue it or choose another --out")
     logger.info("config: %s", json.dumps(config.to_dict()))
     demo_set = load_demos(config.demos, action_offset=config.action_offset, skip_bad=config.skip_bad)
+    if config.init_from and not config.resume:
+        # Refuse a starting policy that cannot fit these demos before splitting them; fit() checks again
+        # when it loads the weights.
+        from agents.policy_files import CONFIG_FILE, check_layout, read_policy_config
+
+        check_layout(read_policy_config(config.init_from), demo_set.button_names, demo_set.state_names,
+                     demo_set.frame_shape, "demo store", game=demo_set.game,
+                     policy_file=Path(config.init_from) / CONFIG_FILE)
     data = split_demo_set(config, demo_set)
     return fit(config, data, run_dir)

@@ -235,6 +235,21 @@ def test_train_bc_script_rejects_too_few_episodes(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_train_bc_script_checks_init_from_before_splitting(tmp_path):
+    synthetic_run = tmp_path / "synthetic"
+    fit(small_config(synthetic_run, epochs=1, tensorboard=False, plots=False), synthetic_split(), synthetic_run)
+    demos = tmp_path / "demos"
+    # Two episodes are too few to split, so the split's error would come first if the policy were checked late.
+    record_arena_demos(demos, episodes=2, round_time_s=2.0)
+    done = run_script(["--demos", str(demos), "--out", str(tmp_path / "run"), "--init-from", str(synthetic_run),
+                       *SMALL_ARGS])
+    assert done.returncode == 2
+    assert f"policy {synthetic_run / 'policy.json'} does not fit the demo store: " in done.stderr
+    assert "buttons differ" in done.stderr
+    assert "cannot split" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
     demos = tmp_path / "demos"
