@@ -10,6 +10,12 @@ observation is the windowed Dict from ``fightenv.wrappers``:
 | frame | uint8 in [0, 255] | ``(S * C, H, W)`` | last S frames, oldest first |
 | state | float32 | ``(W, k)`` | last W state vectors, oldest first |
 
+The temporal branch standardises each state feature with the mean and
+standard deviation of the training split, kept in the weights file. Raw, the
+Arena's distance feature varies with a standard deviation of about 0.04 over
+expert play, about a tenth of that of the binary cues, although the expert
+picks its strike and its defence by distance.
+
 The action rule is never a silent 0.5: ``predict(deterministic=True)``
 compares calibrated probabilities with per-button thresholds chosen on
 validation, and raises until thresholds are set. ``deterministic=False``
@@ -84,6 +90,21 @@ class FrameStateExtractor(BaseFeaturesExtractor):
                 nn.AdaptiveMaxPool1d(1), nn.Flatten(),
             )
         self.state_head = nn.ReLU()
+        # Per-feature standardisation of the state vectors, set from the training split; the identity until then.
+        # Buffers, so the weights file and the checkpoints carry them.
+        self.register_buffer("state_mean", torch.zeros(k))
+        self.register_buffer("state_std", torch.ones(k))
+
+    def set_state_normalization(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Standardise state feature i as ``(x - mean[i]) / std[i]`` before the temporal branch."""
+        mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+        if mean.shape != self.state_mean.shape or std.shape != self.state_std.shape:
+            raise ValueError(f"expected state mean and std of shape {tuple(self.state_mean.shape)}, got "
+                             f"{mean.shape} and {std.shape}")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise ValueError("state mean and std must be finite, and std positive")
+        self.state_mean.copy_(torch.from_numpy(mean))
+        self.state_std.copy_(torch.from_numpy(std))
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """Return CNN features ``(B, frame_features)`` of float frames ``(B, S*C, H, W)`` scaled to [0, 1]."""
@@ -91,6 +112,7 @@ class FrameStateExtractor(BaseFeaturesExtractor):
 
     def state_features(self, states: torch.Tensor) -> torch.Tensor:
         """Return temporal features ``(B, state_hidden)`` of a state window ``(B, W, k)``."""
+        states = (states - self.state_mean) / self.state_std
         if self.temporal_kind is TemporalKind.GRU:
             _, hidden = self.temporal(states)
             return self.state_head(hidden[-1])

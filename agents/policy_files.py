@@ -187,7 +187,7 @@ def load_policy(
         raise PolicyFileError(f"cannot read policy weights {weights}: {error}") from error
     # Shared modules appear under several names; safetensors stores one of them.
     own_keys = set(policy.state_dict().keys())
-    missing = [key for key in missing if key in own_keys and not _is_alias(key)]
+    missing = [key for key in missing if key in own_keys and not _is_alias(key) and key not in _OPTIONAL_KEYS]
     if missing or unexpected:
         raise PolicyFileError(f"policy weights {weights} do not match the architecture in {CONFIG_FILE}: "
                               f"missing {missing}, unexpected {unexpected}")
@@ -195,6 +195,10 @@ def load_policy(
     policy.set_training_mode(False)
     logger.info("loaded policy from %s (buttons %s)", run_dir, config.button_names)
     return LoadedPolicy(policy=policy, config=config, run_dir=run_dir)
+
+
+# Weights that policy files written before state standardisation lack; they load with the identity.
+_OPTIONAL_KEYS = frozenset({"features_extractor.state_mean", "features_extractor.state_std"})
 
 
 def _is_alias(key: str) -> bool:

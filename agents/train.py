@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -98,6 +99,8 @@ class TrainConfig:
     frame_features: int = _help("size of the frame features", default=128)
     state_hidden: int = _help("size of the temporal features", default=64)
     hidden: int = _help("size of the hidden layer between features and logits", default=128)
+    normalize_state: bool = _help("standardise each state feature with its mean and standard deviation over the "
+                                  "training split (stored with the weights)", default=True)
     loss: LossKind = _help("training loss: bce, focal, asymmetric or logit_adjusted", default=LossKind.ASYMMETRIC)
     # The asymmetric loss won the loss ablation of BENCHMARKS.md (three recordings of 120 Arena expert rounds).
     # Its mean rare-button recall was 0.63 against plain BCE's 0.46, and its test macro F1 was the highest too,
@@ -170,7 +173,7 @@ class TrainConfig:
 
 
 ARCHITECTURE_FIELDS = ("n_frames", "state_window", "temporal", "cnn_channels", "frame_features", "state_hidden",
-                       "hidden", "action_offset")
+                       "hidden", "action_offset", "normalize_state")
 
 
 def apply_preset(config: TrainConfig) -> TrainConfig:
@@ -398,6 +401,22 @@ def init_policy(config: TrainConfig, layout: DataLayout, loss_fn: ButtonLoss, pr
     return policy
 
 
+def state_statistics(dataset: WindowedDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Return the mean and standard deviation ``(k,)`` of each state feature over the samples of ``dataset``.
+
+    A feature that never varies gets a standard deviation of 1, so it passes through shifted but unscaled.
+    Non-finite values are left out here; the loss check stops training on them later, naming the batch.
+    """
+    current = dataset.states[dataset.state_rows[:, -1]].double().numpy()
+    current = np.where(np.isfinite(current), current, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature with no finite value at all
+        mean, std = np.nanmean(current, axis=0), np.nanstd(current, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.where(np.isfinite(std) & (std > 1e-6), std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
 def _check_resume(state: TrainingState, config: TrainConfig, layout: DataLayout) -> None:
     if list(state.button_names) != list(layout.button_names):
         raise TrainingError(
@@ -499,7 +518,10 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
     optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate,
                                  weight_decay=config.weight_decay)
 
+    if config.normalize_state and not config.resume:
+        policy.features_extractor.set_state_normalization(*state_statistics(data.train))
     if config.init_from and not config.resume:
+        # The starting policy's weights include its own state statistics.
         _load_initial_weights(policy, config.init_from, layout)
     if config.resume:
         state = read_training_state(run_dir)

@@ -128,6 +128,8 @@ def test_bc_trains_policy_with_both_losses():
 def test_policy_files_round_trip(tmp_path):
     policy = arena_policy()
     policy.set_decision_rule(np.linspace(0.1, 0.9, 10), np.full(10, 1.5), np.full(10, -0.5))
+    n_state = len(STATE_FEATURES)
+    policy.features_extractor.set_state_normalization(np.linspace(0.0, 0.5, n_state), np.linspace(0.1, 2.0, n_state))
     save_policy(tmp_path, policy, arena_config())
     loaded = load_policy(tmp_path)
     batch = random_batch(policy, 4)
@@ -139,6 +141,34 @@ def test_policy_files_round_trip(tmp_path):
     stored = json.loads((tmp_path / "policy.json").read_text())
     assert stored["button_names"] == list(BUTTONS)
     assert stored["thresholds"] == pytest.approx(np.linspace(0.1, 0.9, 10).tolist())
+    np.testing.assert_allclose(loaded.policy.features_extractor.state_std.numpy(), np.linspace(0.1, 2.0, n_state),
+                               rtol=1e-6)
+
+
+def test_state_normalization_standardises_states():
+    policy = arena_policy()
+    batch = random_batch(policy, 3)
+    extractor = policy.features_extractor
+    before = extractor.state_features(batch["state"])
+    n_state = len(STATE_FEATURES)
+    mean, std = np.full(n_state, 0.25, dtype=np.float32), np.full(n_state, 0.5, dtype=np.float32)
+    extractor.set_state_normalization(mean, std)
+    torch.testing.assert_close(extractor.state_features(batch["state"] * 0.5 + 0.25), before)
+    with pytest.raises(ValueError, match="std positive"):
+        extractor.set_state_normalization(mean, np.zeros(n_state))
+
+
+def test_policy_file_without_state_statistics_loads_with_identity(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    save_policy(tmp_path, arena_policy(), arena_config())
+    weights = load_file(tmp_path / "policy.safetensors")
+    old = {key: value for key, value in weights.items() if not key.endswith(("state_mean", "state_std"))}
+    assert len(old) < len(weights)
+    save_file(old, tmp_path / "policy.safetensors")
+    extractor = load_policy(tmp_path).policy.features_extractor
+    assert torch.equal(extractor.state_mean, torch.zeros(len(STATE_FEATURES)))
+    assert torch.equal(extractor.state_std, torch.ones(len(STATE_FEATURES)))
 
 
 def test_load_policy_never_unpickles(tmp_path, monkeypatch):

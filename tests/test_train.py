@@ -104,6 +104,23 @@ def test_fit_bf16_autocast_learns(tmp_path):
         assert button.ap > button.prevalence + 0.1, button
 
 
+def test_fit_standardises_states_with_training_statistics(tmp_path):
+    fit(small_config(tmp_path / "a", epochs=1, tensorboard=False, plots=False), synthetic_split(), tmp_path / "a")
+    # Sample t pairs state t with action t, so the final observation of each training episode is left out.
+    trajectories = synthetic_trajectories(10, 150, PREVALENCES, FRAME_SHAPE, n_state=4, seed=0)
+    states = np.concatenate([trajectories[i].obs.get("state")[:-1] for i in range(6)]).astype(np.float64)
+    extractor = load_policy(tmp_path / "a").policy.features_extractor
+    np.testing.assert_allclose(extractor.state_mean.numpy(), states.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(extractor.state_std.numpy(), states.std(axis=0), rtol=1e-5)
+
+    # A warm start keeps the statistics its weights were trained with, not those of the new split.
+    config = small_config(tmp_path / "b", epochs=1, tensorboard=False, plots=False, init_from=str(tmp_path / "a"))
+    fit(config, synthetic_split(seed=1), tmp_path / "b")
+    warm = load_policy(tmp_path / "b").policy.features_extractor
+    torch.testing.assert_close(warm.state_mean, extractor.state_mean)
+    torch.testing.assert_close(warm.state_std, extractor.state_std)
+
+
 def test_resume_continues_from_checkpoint(tmp_path):
     data = synthetic_split()
     fit(small_config(tmp_path, epochs=1, tensorboard=False, plots=False), data, tmp_path)

@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_context": {"n_frames": 1, "state_window": 1},
     "stacked_frames": {"n_frames": 4, "state_window": 1},
     "state_window_conv": {"n_frames": 1, "state_window": 16, "temporal": "conv"},
+    "raw_state": {"normalize_state": False},
     "offset_1": {"action_offset": 1},
     "offset_2": {"action_offset": 2},
     "offset_3": {"action_offset": 3},

@@ -79,13 +79,15 @@ SECTIONS: dict[str, dict[str, Any]] = {
     },
     "temporal": {
         "title": "Temporal context",
-        "question": "How much context does the policy need? The recurrent row is a GRU over a window of past "
-                    "state vectors, fed anew every step (no hidden state is carried between steps).",
+        "question": "How much context does the policy need, and does it help to standardise the state features? "
+                    "The recurrent row is a GRU over a window of past state vectors, fed anew every step (no "
+                    "hidden state is carried between steps).",
         "rows": [
             _row("no context: 1 frame, state window 1", "no_context"),
             _row("4 stacked frames, state window 1", "stacked_frames"),
             _row("1 frame, conv over 16 states", "state_window_conv"),
-            _row(f"recurrent: {_REFERENCE['temporal']} (reference)", REFERENCE),
+            _row(f"recurrent: {_REFERENCE['temporal']}, raw state features", "raw_state"),
+            _row(f"recurrent: {_REFERENCE['temporal']}, standardised state features (reference)", REFERENCE),
         ],
     },
     "offset": {

@@ -92,14 +92,14 @@ def full_settings() -> AblationSettings:
     in the result) when rounds lasted 15 s. About 0.23 s went to each round of
     play, so about 0.45 s for today's 30 s rounds, and 1.5 s to loading per job. The rest, about 120 us per training step and epoch
     averaged over the variants, went to training; 4 stacked frames cost about
-    twice the default. Per seed, 16 jobs train 17 networks: the default, 6
+    twice the default. Per seed, 17 jobs train 18 networks: the default, 6
     losses (one of them the default's own loss, trained again), the frame
-    split, 3 temporal variants, 4 offsets, and the two-network job, which
-    trains twice. They play 19 sets of rounds: 4 decision rules on the default
-    and 1 per other job. 60 rounds of about 30 s give about 19k training
-    steps. Training takes 17 x 25 epochs x 19k x 120 us = 969 s, play
-    19 x 30 x 0.45 s = 257 s and loading about 100 s, so about 1300 CPU
-    seconds per seed. 3 seeds on 2 workers make about 2000 s. Early stopping
+    split, 4 variants of the temporal inputs, 4 offsets, and the two-network
+    job, which trains twice. They play 20 sets of rounds: 4 decision rules on
+    the default and 1 per other job. 60 rounds of about 30 s give about 19k
+    training steps. Training takes 18 x 25 epochs x 19k x 120 us = 1026 s,
+    play 20 x 30 x 0.45 s = 270 s and loading about 100 s, so about 1400 CPU
+    seconds per seed. 3 seeds on 2 workers make about 2100 s. Early stopping
     shortens runs, and other load on the machine lengthens them: the run of
     2026-12-05 took 2,872 s beside a few short jobs.
     """
