@@ -53,6 +53,7 @@ from agents.relabel import RELABEL_PILOT
 from agents.metrics import SplitReport, evaluate_split
 from agents.session import run_episode
 from agents.train import DataLayout, SplitData, TrainConfig, TrainingError, fit, predict_logits
+from fightenv.arena.cpu import DIFFICULTIES
 from fightenv.screen.env import StopRequested
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def _help(text: str, **kwargs: Any) -> Any:
 class DaggerConfig:
     """Configuration of a correction run; every field is a command-line option of scripts/dagger.py."""
 
-    policy: str = _help("run directory of the starting policy (written by scripts/train_bc.py)", default="")
+    policy: str = _help("run directory of the starting policy, written by scripts/train_bc.py (required, except "
+                        "with --relabel)", default="")
     out: str = _help("directory for the correction store, one policy run per round and rounds.json",
                      default="runs/dagger")
     demos: str = _help("demo store the starting policy was trained on; default: the --demos of its run",
@@ -109,7 +111,7 @@ class DaggerConfig:
     help_budget: int = _help("help requests the overlay may show per round", default=50)
     epochs: int = _help("training epochs per round (warm start from the last round)", default=4)
     eval_episodes: int = _help("rounds against the CPU to score each policy", default=30)
-    difficulty: str = _help("CPU level of the Arena", default="normal")
+    difficulty: str = _help(f"CPU level of the Arena: {', '.join(DIFFICULTIES)}", default="normal")
     seed: int = _help("seed of the episodes the policy plays and of the corrector", default=0)
     resume: bool = _help("continue the run in --out: finish the interrupted round, then the rest", default=False)
     relabel: str = _help("instead of a round: replay the last round's episodes of this DAgger --out directory "
@@ -132,6 +134,8 @@ class DaggerConfig:
             raise ValueError(f"countdown_s must be >= 0 seconds, got {self.countdown_s}")
         if not self.replay_speed > 0:
             raise ValueError(f"replay_speed must be positive, got {self.replay_speed}")
+        if self.difficulty not in DIFFICULTIES:
+            raise ValueError(f"unknown difficulty {self.difficulty!r}; choose one of {', '.join(DIFFICULTIES)}")
         if self.corrector not in ("expert", "human"):
             raise ValueError(f"corrector must be 'expert' or 'human', got {self.corrector!r}")
         if self.profile and self.corrector != "human":
@@ -416,7 +420,8 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
     demo_set = load_demos(demos_path, action_offset=base.action_offset, skip_bad=config.skip_bad)
     from agents.policy_files import load_policy
 
-    load_policy(config.policy, store=demo_set)  # the policy must fit the demonstrations it is corrected against
+    # The policy must fit the demonstrations it is corrected against.
+    starting = load_policy(config.policy, store=demo_set)
     data = prepare_round_data(base, demo_set)
     # Created only once the policy and demos loaded, so a run rejected above leaves nothing behind.
     out.mkdir(parents=True, exist_ok=True)
@@ -427,11 +432,13 @@ def run_dagger(config: DaggerConfig) -> list[dict[str, Any]]:
             return _run_rounds_or_stop(config, out, base, demos_path, data, env, play_env)
         finally:
             env.close()
-    env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty)
+    # The Arena gives the frames and decision rate the policy was trained on.
+    options = {"difficulty": config.difficulty, **starting.config.arena_options()}
+    env = gym.make(fightenv.ARENA_ID, **options)
     # A person needs to see the game; the expert corrector plays headless.
     play_env = env
     if config.corrector == "human":
-        play_env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty, render_mode="human")
+        play_env = gym.make(fightenv.ARENA_ID, render_mode="human", **options)
     return _run_rounds_or_stop(config, out, base, demos_path, data, env, play_env)
 
 

@@ -40,6 +40,7 @@ from fightenv.wrappers import FRAME_KEY, STATE_KEY
 
 class TemporalKind(str, Enum):
     GRU = "gru"
+    LSTM = "lstm"
     CONV = "conv"
 
 
@@ -83,6 +84,8 @@ class FrameStateExtractor(BaseFeaturesExtractor):
         window, k = state_space.shape
         if self.temporal_kind is TemporalKind.GRU:
             self.temporal = nn.GRU(k, state_hidden, batch_first=True)
+        elif self.temporal_kind is TemporalKind.LSTM:
+            self.temporal = nn.LSTM(k, state_hidden, batch_first=True)
         else:
             kernel = min(3, window)
             self.temporal = nn.Sequential(
@@ -115,6 +118,9 @@ class FrameStateExtractor(BaseFeaturesExtractor):
         states = (states - self.state_mean) / self.state_std
         if self.temporal_kind is TemporalKind.GRU:
             _, hidden = self.temporal(states)
+            return self.state_head(hidden[-1])
+        if self.temporal_kind is TemporalKind.LSTM:
+            _, (hidden, _) = self.temporal(states)
             return self.state_head(hidden[-1])
         return self.state_head(self.temporal(states.transpose(1, 2)))
 

@@ -59,6 +59,20 @@ class PolicyConfig:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
+    def arena_options(self) -> dict[str, Any]:
+        """Return the Arena env options that give this policy's frames and decision rate.
+
+        A policy trained on colour, resized or faster-stepping Arena demos then plays an env like the one it
+        was recorded on. The frame skip is left at the env's default when the file names no decision rate.
+        """
+        from fightenv.arena.rules import TICK_HZ
+
+        channels, height, width = self.frame_shape
+        options: dict[str, Any] = {"frame_size": (int(height), int(width)), "color": channels == 3}
+        if self.decision_hz:
+            options["frame_skip"] = max(1, round(TICK_HZ / self.decision_hz))
+        return options
+
     def build_policy(self) -> ButtonPolicy:
         observation_space, action_space = windowed_spaces(
             tuple(self.frame_shape), len(self.state_names), len(self.button_names), self.n_frames, self.state_window

@@ -19,6 +19,7 @@ NCCL on GPU); rank 0 writes every file.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ from agents.checkpoint import (
 from agents.dataset import WindowedDataset, WindowSpec
 from agents.losses import ButtonLoss, LossConfig, LossKind, PosWeightMode, build_loss, button_prevalence
 from agents.metrics import SplitReport, evaluate_split, format_split_table
-from agents.policy import ButtonPolicy, make_policy, windowed_spaces
+from agents.policy import ButtonPolicy, FrameStateExtractor, TemporalKind, make_policy, windowed_spaces
 from agents.policy_files import PolicyConfig, save_policy
 from agents.thresholds import PlattScaling, ThresholdMode, choose_thresholds, fit_platt_scaling
 from fightenv.wrappers import FRAME_KEY, STATE_KEY
@@ -76,7 +77,7 @@ def _help(text: str, **kwargs: Any) -> Any:
 class TrainConfig:
     """Configuration of one training run; every field is a command-line option of scripts/train_bc.py."""
 
-    demos: str = _help("demo store directory written by scripts/collect_demos.py", default="")
+    demos: str = _help("demo store directory written by scripts/collect_demos.py (required)", default="")
     out: str = _help("run directory for the policy files, checkpoints, metrics and plots", default="runs/bc")
     preset: Preset = _help("default: the recommended recipe; seed-baseline: plain BCE, threshold 0.5, "
                            "random-frame split (overrides loss, pos_weight, threshold_mode, split, calibrate)",
@@ -90,11 +91,12 @@ class TrainConfig:
     batch_size: int = _help("samples per optimizer step (per process under torchrun)", default=256)
     learning_rate: float = _help("Adam learning rate", default=1e-3)
     weight_decay: float = _help("Adam weight decay", default=0.0)
-    patience: int = _help("stop after this many epochs without a better validation macro AP", default=4)
+    patience: int = _help("stop once more than this many epochs in a row bring no better validation macro AP",
+                          default=4)
     seed: int = _help("seed of the split, the initialisation, the batch order and sampling", default=0)
     n_frames: int = _help("frames stacked into the observation", default=2)
     state_window: int = _help("recent state vectors the temporal branch sees", default=8)
-    temporal: str = _help("temporal branch over the state window: gru or conv", default="gru")
+    temporal: str = _help("temporal branch over the state window: gru, lstm or conv", default="gru")
     cnn_channels: tuple[int, int, int] = _help("output channels of the three conv layers", default=(16, 32, 32))
     frame_features: int = _help("size of the frame features", default=128)
     state_hidden: int = _help("size of the temporal features", default=64)
@@ -146,6 +148,14 @@ class TrainConfig:
             raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.decision not in ("thresholds", "sample"):
             raise ValueError(f"decision must be 'thresholds' or 'sample', got {self.decision!r}")
+        if self.temporal not in {kind.value for kind in TemporalKind}:
+            raise ValueError(f"temporal must be one of {', '.join(kind.value for kind in TemporalKind)}, "
+                             f"got {self.temporal!r}")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError as error:
+                raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}") from error
         for name in ("epochs", "batch_size", "n_frames", "state_window", "eval_batch_size", "log_every_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -438,16 +448,41 @@ def _check_resume(state: TrainingState, config: TrainConfig, layout: DataLayout)
                             "); pass the run's original values or start a new --out")
 
 
-def _load_initial_weights(policy: ButtonPolicy, run_dir: str, layout: DataLayout) -> None:
-    """Copy the weights of the policy in ``run_dir`` into ``policy``, checking buttons and shapes first."""
+def _architecture(n_frames: int, state_window: int, extractor_kwargs: dict[str, Any],
+                  net_arch: dict[str, list[int]]) -> dict[str, str]:
+    """Return the architecture options of a policy as option name -> printable value, defaults filled in."""
+    parameters = inspect.signature(FrameStateExtractor.__init__).parameters
+    extractor = {name: parameter.default for name, parameter in parameters.items()
+                 if parameter.default is not inspect.Parameter.empty}
+    extractor.update(extractor_kwargs)
+    values = {"n_frames": n_frames, "state_window": state_window, **extractor, "hidden": net_arch.get("pi")}
+    return {name: " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            for name, value in values.items()}
+
+
+def _load_initial_weights(policy: ButtonPolicy, config: TrainConfig, layout: DataLayout) -> None:
+    """Copy the weights of the policy in ``config.init_from`` into ``policy``, checking layout and architecture."""
     from agents.policy_files import load_policy
 
+    run_dir = config.init_from
     loaded = load_policy(run_dir, device="cpu", store=layout)
-    try:
-        policy.load_state_dict(loaded.policy.state_dict())
-    except RuntimeError as error:
-        raise TrainingError(f"cannot start from {run_dir}: its network differs from this run's options "
-                            f"({error}); use the same --n-frames, --state-window and layer sizes") from error
+    start = loaded.config
+    this_run = _architecture(config.n_frames, config.state_window, config.extractor_kwargs(), config.net_arch())
+    starting = _architecture(start.n_frames, start.state_window, start.features_extractor_kwargs, start.net_arch)
+    changed = [f"--{name.replace('_', '-')}: policy {starting[name]}, this run {this_run[name]}"
+               for name in this_run if starting[name] != this_run[name]]
+    if changed:
+        raise TrainingError(f"cannot start from {run_dir}: its network differs from this run's options ("
+                            + "; ".join(changed) + "); pass the policy's values or train without --init-from")
+    policy.load_state_dict(loaded.policy.state_dict())
+    extractor = policy.features_extractor
+    identity = bool((extractor.state_mean == 0).all() and (extractor.state_std == 1).all())
+    if config.normalize_state and identity:
+        logger.warning("the starting policy %s has no state statistics (it was trained with raw state features), "
+                       "so this run keeps the raw features its weights expect", run_dir)
+    elif not config.normalize_state and not identity:
+        logger.warning("--no-normalize-state does not apply to a warm start: this run keeps the state statistics "
+                       "of the starting policy %s, which its weights expect", run_dir)
     logger.info("starting from the weights of %s", run_dir)
 
 
@@ -522,7 +557,7 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
         policy.features_extractor.set_state_normalization(*state_statistics(data.train))
     if config.init_from and not config.resume:
         # The starting policy's weights include its own state statistics.
-        _load_initial_weights(policy, config.init_from, layout)
+        _load_initial_weights(policy, config, layout)
     if config.resume:
         state = read_training_state(run_dir)
         _check_resume(state, config, layout)
@@ -675,8 +710,13 @@ def _finish(config: TrainConfig, data: SplitData, run_dir: Path, policy: ButtonP
                                   ("test", data.test, predict_logits(policy, data.test, config.eval_batch_size,
                                                                      device))):
         labels = dataset.actions.numpy()
-        probabilities = scaling.apply(logits)
-        decisions = policy.decide(torch.from_numpy(probabilities), sample=sample, generator=generator).numpy()
+        # Calibrate and decide in float32 with the policy's own buffers, as the saved policy does (and as
+        # dagger.py scores it). A max-F1 threshold equals one validation probability, so a float64 path
+        # could count that step as pressed where the saved policy does not.
+        with torch.no_grad():
+            calibrated = policy.calibrate(torch.from_numpy(logits).to(device))
+            decisions = policy.decide(calibrated, sample=sample, generator=generator).cpu().numpy()
+        probabilities = calibrated.cpu().numpy()
         reports[name] = evaluate_split(labels, probabilities, decisions, layout.button_names,
                                        thresholds=None if sample else choice.thresholds,
                                        episode_lengths=dataset.episode_lengths)

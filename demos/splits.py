@@ -187,7 +187,7 @@ def _warn_rare(split: EpisodeSplit, fractions: np.ndarray, min_val_events: int) 
         for button, count in split.press_events[name].items():
             if count < min_val_events:
                 logger.warning(
-                    "the %s split contains only %d press events of button %r (fewer than %d): its %s scores "
+                    "the %s split contains only %d press event%s of button %r (fewer than %d): its %s scores "
                     "for this button are noisy; record more episodes with this button pressed",
-                    name, count, button, min_val_events, name,
+                    name, count, "" if count == 1 else "s", button, min_val_events, name,
                 )

@@ -20,8 +20,7 @@ is null when the profile reads none.
 
 Exit status: 0 on success; 1 when the stop hotkey or Ctrl+C ended the run, or a
 game window's round never started in time (the stored corrections are kept;
-continue with --resume); 2 on invalid options,
-policy, demos or run directory.
+continue with --resume); 2 on invalid options, policy, demos or run directory.
 """
 
 from __future__ import annotations

@@ -48,6 +48,15 @@ def parse_args(argv: list[str] | None = None) -> EvaluateConfig:
     return parse_config(EvaluateConfig, __doc__, argv)
 
 
+def env_options(spec: str) -> dict:
+    """Return the Arena options (frame size, colour, frame skip) a "policy:RUN_DIR" pilot was trained with."""
+    if not spec.startswith("policy:"):
+        return {}
+    from agents.policy_files import read_policy_config
+
+    return read_policy_config(spec.removeprefix("policy:")).arena_options()
+
+
 def make_pilot(spec: str, seed: int, env: gym.Env):
     """Build the pilot named by ``spec``: "expert" or "policy:RUN_DIR", the policy checked against ``env``."""
     if spec == "expert":
@@ -65,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logger.info("config: %s", asdict(config))
     try:
-        env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty, round_time_s=config.round_time_s)
+        env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty, round_time_s=config.round_time_s,
+                       **env_options(config.pilot))
         pilot = make_pilot(config.pilot, config.seed, env)
         masked = parse_button_list(config.mask_buttons, env.unwrapped.button_names)
         if masked:

@@ -86,6 +86,28 @@ def test_evaluate_rejects_policy_of_other_layout(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_evaluate_plays_a_colour_policy_on_its_own_frames(tmp_path):
+    import numpy as np
+
+    from agents.policy import make_policy, windowed_spaces
+    from agents.policy_files import PolicyConfig, save_policy
+
+    # A policy trained on 64x48 colour frames at 30 decisions/s.
+    buttons, states = list(fightenv.arena.BUTTONS), list(fightenv.arena.STATE_FEATURES)
+    observation_space, action_space = windowed_spaces((3, 64, 48), len(states), len(buttons), 2, 4)
+    policy = make_policy(observation_space, action_space)
+    policy.set_decision_rule(np.full(len(buttons), 0.5))
+    config = PolicyConfig(button_names=buttons, state_names=states, frame_shape=[3, 64, 48], n_frames=2,
+                          state_window=4, features_extractor_kwargs={}, net_arch={"pi": [128], "vf": []},
+                          thresholds=[0.5] * len(buttons), game="arena", decision_hz=30.0)
+    save_policy(tmp_path, policy, config)
+    assert config.arena_options() == {"frame_size": (64, 48), "color": True, "frame_skip": 2}
+
+    result = run_script("--pilot", f"policy:{tmp_path}", "--episodes", "1", "--round-time-s", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "win rate" in result.stdout
+
+
 def test_expert_is_seeded():
     env = gym.make(fightenv.ARENA_ID)
     first = run_episode(env, ExpertPilot(seed=3), seed=10)

@@ -46,7 +46,7 @@ def arena_config() -> PolicyConfig:
 
 
 @pytest.mark.parametrize("frame_shape,n_frames,temporal", [((1, 84, 84), 2, "gru"), ((3, 64, 48), 1, "conv"),
-                                                          ((1, 96, 96), 4, "conv")])
+                                                          ((1, 96, 96), 4, "conv"), ((1, 84, 84), 2, "lstm")])
 def test_extractor_sizes_follow_spaces(frame_shape, n_frames, temporal):
     observation_space, action_space = windowed_spaces(frame_shape, 7, 5, n_frames, 3)
     policy = make_policy(observation_space, action_space, {"temporal": temporal})
@@ -54,7 +54,7 @@ def test_extractor_sizes_follow_spaces(frame_shape, n_frames, temporal):
     assert logits.shape == (3, 5)
 
 
-@pytest.mark.parametrize("temporal", ["gru", "conv"])
+@pytest.mark.parametrize("temporal", ["gru", "lstm", "conv"])
 def test_training_forward_matches_policy_logits(temporal):
     """The training loop's in-place frame scaling computes the same logits as SB3's preprocessing path."""
     observation_space, action_space = windowed_spaces((1, 84, 84), 16, 10, 2, 4)

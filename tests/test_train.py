@@ -121,6 +121,24 @@ def test_fit_standardises_states_with_training_statistics(tmp_path):
     torch.testing.assert_close(warm.state_std, extractor.state_std)
 
 
+def test_warm_start_names_the_options_that_differ(tmp_path, caplog):
+    fit(small_config(tmp_path / "a", epochs=1, tensorboard=False, plots=False), synthetic_split(), tmp_path / "a")
+    config = small_config(tmp_path / "b", epochs=1, init_from=str(tmp_path / "a"), temporal="conv", hidden=32)
+    with pytest.raises(TrainingError) as error:
+        fit(config, synthetic_split(), tmp_path / "b")
+    message = str(error.value)
+    assert "--temporal: policy gru, this run conv" in message
+    assert "--hidden: policy 16, this run 32" in message
+    assert "--n-frames" not in message
+
+    # --no-normalize-state cannot undo the statistics the starting weights were trained with.
+    config = small_config(tmp_path / "c", epochs=1, tensorboard=False, plots=False, init_from=str(tmp_path / "a"),
+                          normalize_state=False)
+    with caplog.at_level(logging.WARNING):
+        fit(config, synthetic_split(), tmp_path / "c")
+    assert "--no-normalize-state does not apply to a warm start" in caplog.text
+
+
 def test_resume_continues_from_checkpoint(tmp_path):
     data = synthetic_split()
     fit(small_config(tmp_path, epochs=1, tensorboard=False, plots=False), data, tmp_path)
@@ -182,6 +200,10 @@ def test_config_rejects_bad_values():
         TrainConfig(precision="fp16")
     with pytest.raises(ValueError, match="'focal_loss' is not a valid LossKind"):
         TrainConfig(loss="focal_loss")
+    with pytest.raises(ValueError, match="temporal must be one of gru, lstm, conv, got 'transformer'"):
+        TrainConfig(temporal="transformer")
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:N, got 'tpu'"):
+        TrainConfig(device="tpu")
 
 
 # -- scripts/train_bc.py on recorded Arena demonstrations ------------------------------------------------------
