@@ -104,9 +104,10 @@ class TrainConfig:
     normalize_state: bool = _help("standardise each state feature with its mean and standard deviation over the "
                                   "training split (stored with the weights)", default=True)
     loss: LossKind = _help("training loss: bce, focal, asymmetric or logit_adjusted", default=LossKind.ASYMMETRIC)
-    # The asymmetric loss won the loss ablation of BENCHMARKS.md (three recordings of 120 Arena expert rounds).
-    # Its mean rare-button recall was 0.63 against plain BCE's 0.46, and its test macro F1 was the highest too,
-    # though within the spread over seeds.
+    # In the loss ablation of BENCHMARKS.md (three recordings of 60 Arena expert rounds) the asymmetric loss had
+    # test macro F1 0.688 with the smallest spread over seeds (0.004) and the highest win rate. Focal scored
+    # 0.006 higher and BCE with pos_weight sqrt(neg/pos) had a higher rare-button recall, both within the
+    # spread, so the default stays asymmetric. BCE with pos_weight neg/pos was the weakest (0.655).
     pos_weight: PosWeightMode = _help("pos_weight of the bce loss: none, ratio (neg/pos) or sqrt (sqrt(neg/pos))",
                                       default=PosWeightMode.NONE)
     pos_weight_cap: float = _help("upper bound of pos_weight (weights are also clipped to >= 1)", default=20.0)
