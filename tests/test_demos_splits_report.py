@@ -57,7 +57,8 @@ def test_split_warns_on_rare_button(demo_set, caplog):
         split = split_episodes(demo_set, seed=0, min_val_events=20)
     count = split.press_events["val"]["special"]
     assert count < 20
-    assert f"the val split contains only {count} press events of button 'special'" in caplog.text
+    events = "press event" if count == 1 else "press events"
+    assert f"the val split contains only {count} {events} of button 'special'" in caplog.text
 
 
 def test_split_too_few_episodes(demo_set):
