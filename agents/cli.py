@@ -18,9 +18,9 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _with_default(help_text: str, shown: str) -> str:
+def _with_default(help_text: str, default_text: str) -> str:
     """Return ``help_text`` with the default appended; an empty default (an optional path) shows nothing."""
-    return f"{help_text} (default: {shown})" if shown else help_text
+    return f"{help_text} (default: {default_text})" if default_text else help_text
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:

@@ -86,7 +86,7 @@ def test_evaluate_rejects_policy_of_other_layout(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_evaluate_plays_a_colour_policy_on_its_own_frames(tmp_path):
+def test_evaluate_colour_policy(tmp_path):
     import numpy as np
 
     from agents.policy import make_policy, windowed_spaces

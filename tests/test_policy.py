@@ -145,7 +145,7 @@ def test_policy_files_round_trip(tmp_path):
                                rtol=1e-6)
 
 
-def test_state_normalization_standardises_states():
+def test_state_normalization_applies():
     policy = arena_policy()
     batch = random_batch(policy, 3)
     extractor = policy.features_extractor
@@ -158,7 +158,7 @@ def test_state_normalization_standardises_states():
         extractor.set_state_normalization(mean, np.zeros(n_state))
 
 
-def test_policy_file_without_state_statistics_loads_with_identity(tmp_path):
+def test_old_policy_file_loads_identity_statistics(tmp_path):
     from safetensors.torch import load_file, save_file
 
     save_policy(tmp_path, arena_policy(), arena_config())

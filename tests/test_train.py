@@ -104,7 +104,7 @@ def test_fit_bf16_autocast_learns(tmp_path):
         assert button.ap > button.prevalence + 0.1, button
 
 
-def test_fit_standardises_states_with_training_statistics(tmp_path):
+def test_fit_sets_state_statistics(tmp_path):
     fit(small_config(tmp_path / "a", epochs=1, tensorboard=False, plots=False), synthetic_split(), tmp_path / "a")
     # Sample t pairs state t with action t, so the final observation of each training episode is left out.
     trajectories = synthetic_trajectories(10, 150, PREVALENCES, FRAME_SHAPE, n_state=4, seed=0)
@@ -121,7 +121,7 @@ def test_fit_standardises_states_with_training_statistics(tmp_path):
     torch.testing.assert_close(warm.state_std, extractor.state_std)
 
 
-def test_warm_start_names_the_options_that_differ(tmp_path, caplog):
+def test_warm_start_names_differing_options(tmp_path, caplog):
     fit(small_config(tmp_path / "a", epochs=1, tensorboard=False, plots=False), synthetic_split(), tmp_path / "a")
     config = small_config(tmp_path / "b", epochs=1, init_from=str(tmp_path / "a"), temporal="conv", hidden=32)
     with pytest.raises(TrainingError) as error:
@@ -274,7 +274,7 @@ def test_train_bc_script_rejects_too_few_episodes(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_train_bc_script_checks_init_from_before_splitting(tmp_path):
+def test_init_from_checked_before_split(tmp_path):
     synthetic_run = tmp_path / "synthetic"
     fit(small_config(synthetic_run, epochs=1, tensorboard=False, plots=False), synthetic_split(), synthetic_run)
     demos = tmp_path / "demos"
