@@ -104,8 +104,8 @@ class DaggerConfig:
                                    default=0.25)
     correction_weight: int = _help("times each corrected step counts in training", default=2)
     holdoff_steps: int = _help("takeover mode: steps the corrector keeps control after letting go", default=2)
-    takeover_delay_steps: int = _help("expert corrector: extra steps a missed rare button lasts before it takes "
-                                      "over (its 150 ms reaction delay comes on top)", default=0)
+    takeover_delay_steps: int = _help("expert corrector: extra steps the agent may miss a rare button before the "
+                                      "corrector takes over (its 150 ms reaction delay comes on top)", default=0)
     help_margin: float = _help("the agent asks for help when a rare button's probability is this close to its "
                                "threshold (0 turns help requests off)", default=0.1)
     help_budget: int = _help("help requests the overlay may show per round", default=50)

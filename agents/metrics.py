@@ -336,7 +336,7 @@ def format_split_table(report: SplitReport, title: str = "") -> str:
     """Render a split report as a plain-text table for the terminal."""
     header = (
         f"{'button':<14}{'prev':>7}{'AP':>14}{'prec':>14}{'recall':>14}{'F1':>14}{'thresh':>8}"
-        f"{'rate':>7}{'demo':>7}{'hold':>7}{'demo':>7}{'p_mean':>8}"
+        f"{'rate':>7}{'d_rate':>7}{'hold':>7}{'d_hold':>7}{'p_mean':>8}"
     )
     lines = [title] if title else []
     lines.append(header)
@@ -359,5 +359,7 @@ def format_split_table(report: SplitReport, title: str = "") -> str:
         f"binary accuracy {report.binary_accuracy:.3f} (all-zero baseline {report.all_zero_binary_accuracy:.3f})"
         f"   ECE {report.ece:.3f}   {report.n_steps} steps in {report.n_episodes} episodes"
     )
+    lines.append("rate, hold: the policy's press rate and mean hold (steps); d_rate, d_hold: the demonstrator's; "
+                 "p_mean: mean probability")
     lines.extend(f"note: {note}" for note in report.notes)
     return "\n".join(lines)

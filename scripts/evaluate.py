@@ -72,7 +72,7 @@ def make_pilot(spec: str, seed: int, env: gym.Env):
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
-    logger.info("config: %s", asdict(config))
+    logger.info("config: %s", json.dumps(asdict(config)))
     try:
         env = gym.make(fightenv.ARENA_ID, difficulty=config.difficulty, round_time_s=config.round_time_s,
                        **env_options(config.pilot))
