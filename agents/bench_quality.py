@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+
+from agents.cli import help_field as _help
 
 logger = logging.getLogger(__name__)
 
 RARE_PREVALENCE = 0.02
 MIN_RARE_RECALL = 0.6
 MIN_MACRO_F1_GAIN = 0.15
-
-
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
 
 
 @dataclass

@@ -29,18 +29,16 @@ import multiprocessing
 import queue as queue_module
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from agents.cli import help_field as _help
+
 logger = logging.getLogger(__name__)
 
 TRAINERS = ("ours", "ours_bf16", "bc", "bc_button_loss")
-
-
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
 
 
 @dataclass

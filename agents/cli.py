@@ -18,6 +18,11 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def help_field(text: str, **kwargs: Any) -> Any:
+    """Return a dataclass field whose ``text`` becomes the help of its option in ``add_dataclass_arguments``."""
+    return dataclasses.field(metadata={"help": text}, **kwargs)
+
+
 def _with_default(help_text: str, default_text: str) -> str:
     """Return ``help_text`` with the default appended; an empty default (an optional path) shows nothing."""
     return f"{help_text} (default: {default_text})" if default_text else help_text

@@ -36,7 +36,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ import torch
 from imitation.data.types import Trajectory
 
 import fightenv
+from agents.cli import help_field as _help
 from agents.correction import AgreementTally, CorrectedPilot, CorrectionBudget, CorrectionMode, ExpertCorrector
 from agents.dataset import WindowedDataset, WindowSpec
 from agents.evaluation import evaluate, parse_button_list
@@ -70,10 +71,6 @@ class DaggerError(Exception):
 
 class DaggerStopped(Exception):
     """Raised when the stop hotkey or Ctrl+C (SIGINT) ends a run; the stored corrections are kept for ``--resume``."""
-
-
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
 
 
 @dataclass

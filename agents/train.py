@@ -25,7 +25,7 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from agents.checkpoint import (
     read_training_state,
     save_checkpoint,
 )
+from agents.cli import help_field as _help
 from agents.dataset import WindowedDataset, WindowSpec
 from agents.losses import ButtonLoss, LossConfig, LossKind, PosWeightMode, build_loss, button_prevalence
 from agents.metrics import SplitReport, evaluate_split, format_split_table
@@ -67,10 +68,6 @@ class SplitKind(str, Enum):
 
 class TrainingError(Exception):
     """Training cannot start or continue; the message gives the reason and the fix."""
-
-
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
 
 
 @dataclass
@@ -416,7 +413,7 @@ def state_statistics(dataset: WindowedDataset) -> tuple[np.ndarray, np.ndarray]:
     """Return the mean and standard deviation ``(k,)`` of each state feature over the samples of ``dataset``.
 
     A feature that never varies gets a standard deviation of 1, so it passes through shifted but unscaled.
-    Non-finite values are left out here; the loss check stops training on them later, naming the batch.
+    Non-finite values are left out here, because the loss check stops training on them later and names the batch.
     """
     current = dataset.states[dataset.state_rows[:, -1]].double().numpy()
     current = np.where(np.isfinite(current), current, np.nan)
@@ -554,11 +551,11 @@ def fit(config: TrainConfig, data: SplitData, run_dir: str | Path) -> TrainResul
     optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate,
                                  weight_decay=config.weight_decay)
 
-    if config.normalize_state and not config.resume:
-        policy.features_extractor.set_state_normalization(*state_statistics(data.train))
     if config.init_from and not config.resume:
-        # The starting policy's weights include its own state statistics.
+        # The starting policy's weights include its own state statistics, so none are computed here.
         _load_initial_weights(policy, config, layout)
+    elif config.normalize_state and not config.resume:
+        policy.features_extractor.set_state_normalization(*state_statistics(data.train))
     if config.resume:
         state = read_training_state(run_dir)
         _check_resume(state, config, layout)

@@ -12,22 +12,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import gymnasium as gym
 
 import fightenv
+from agents.cli import help_field as _help
 from agents.cli import parse_config
 from agents.evaluation import evaluate, parse_button_list
 from agents.pilots import ExpertPilot, MaskedPilot
 from fightenv.arena.cpu import DIFFICULTIES
 
 logger = logging.getLogger("evaluate")
-
-
-def _help(text: str, **kwargs) -> field:
-    return field(metadata={"help": text}, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from tqdm import tqdm
 from agents.benchmark.ablation_jobs import REFERENCE, JobSpec, run_job_in_worker
 from agents.benchmark.ablation_report import SECTIONS, ablation_markdown, aggregate_sections
 from agents.benchmark.dagger_seeds import worker_pool
+from agents.cli import help_field as _help
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ EVAL_SEED_BASE = 1_000_000
 
 __all__ = ["AblationSettings", "ablation_markdown", "full_settings", "quick_settings", "run_ablations",
            "tiny_settings"]
-
-
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
 
 
 @dataclass
@@ -90,9 +87,10 @@ def full_settings() -> AblationSettings:
     The estimate scales one seed of ``quick_settings`` sizes, measured on this
     project's 2-core development machine under other load (``cpu_s`` per job
     in the result) when rounds lasted 15 s. About 0.23 s went to each round of
-    play, so about 0.45 s for today's 30 s rounds, and 1.5 s to loading per job. The rest, about 120 us per training step and epoch
-    averaged over the variants, went to training; 4 stacked frames cost about
-    twice the default. Per seed, 17 jobs train 18 networks: the default, 6
+    play, so about 0.45 s for the current 30 s rounds, and 1.5 s to loading
+    per job. The rest, about 120 us per training step and epoch averaged over
+    the variants, went to training, and 4 stacked frames cost about twice the
+    default. Per seed, 17 jobs train 18 networks: the default, 6
     losses (one of them the default's own loss, trained again), the frame
     split, 4 variants of the temporal inputs, 4 offsets, and the two-network
     job, which trains twice. They play 20 sets of rounds: 4 decision rules on
