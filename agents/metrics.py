@@ -359,7 +359,7 @@ def format_split_table(report: SplitReport, title: str = "") -> str:
         f"binary accuracy {report.binary_accuracy:.3f} (all-zero baseline {report.all_zero_binary_accuracy:.3f})"
         f"   ECE {report.ece:.3f}   {report.n_steps} steps in {report.n_episodes} episodes"
     )
-    lines.append("rate, hold: the policy's press rate and mean hold (steps); d_rate, d_hold: the demonstrator's; "
-                 "p_mean: mean probability")
+    lines.append("rate, hold: the policy's press rate and mean hold in steps. d_rate, d_hold: the demonstrator's. "
+                 "p_mean: mean probability.")
     lines.extend(f"note: {note}" for note in report.notes)
     return "\n".join(lines)

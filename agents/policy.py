@@ -93,8 +93,8 @@ class FrameStateExtractor(BaseFeaturesExtractor):
                 nn.AdaptiveMaxPool1d(1), nn.Flatten(),
             )
         self.state_head = nn.ReLU()
-        # Per-feature standardisation of the state vectors, set from the training split; the identity until then.
-        # Buffers, so the weights file and the checkpoints carry them.
+        # Per-feature standardisation of the state vectors, set from the training split and the identity until
+        # then. They are buffers, so the weights file and the checkpoints contain them.
         self.register_buffer("state_mean", torch.zeros(k))
         self.register_buffer("state_std", torch.ones(k))
 

@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None = None) -> CollectConfig:
     parser.add_argument("--episodes", type=int, default=defaults.episodes, help="episodes to record (default: 10)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="reset seed of the first episode; episode i uses seed + i (default: 0)")
-    parser.add_argument("--difficulty", default=defaults.difficulty, help="CPU level: easy, normal or hard (default: %(default)s)")
+    parser.add_argument("--difficulty", default=defaults.difficulty,
+                        help="CPU level: easy, normal or hard (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=defaults.workers,
                         help="expert only: recording processes, each writing its own episodes (default: 1)")
     parser.add_argument("--resume", action="store_true",
