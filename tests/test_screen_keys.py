@@ -174,6 +174,39 @@ def test_signal_releases_keys(display, keyboard, signum, returncode):
     assert none_down(keyboard)
 
 
+def test_signal_inside_press_deferred(display, keyboard):
+    # A signal that arrives inside an X call is handled once the call returns, so that the handler's own X
+    # calls cannot wait on a lock that the interrupted call holds.
+    from fightenv.screen.keys import KeySender
+
+    sender = KeySender(KEYS[:1], watchdog_s=None)
+    controller = sender._controller
+    calls = []
+
+    class SignallingController:
+        """The real controller, with SIGTERM arriving at the start of every press."""
+
+        def press(self, key):
+            signal.raise_signal(signal.SIGTERM)
+            calls.append("press")
+            controller.press(key)
+
+        def release(self, key):
+            calls.append("release")
+            controller.release(key)
+
+    sender._controller = SignallingController()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            sender.send([1])
+    finally:
+        sender.close()
+
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    assert calls == ["press", "release"]
+    assert none_down(keyboard)
+
+
 def test_watchdog_releases_stalled_keys(display, keyboard):
     holder = start(display, HOLDER, "watchdog", *KEYS)
     wait_for_line(holder, "held")

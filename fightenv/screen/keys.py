@@ -20,6 +20,7 @@ connects to the display on import and fails without one.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -189,7 +190,10 @@ class KeySender:
     by ``release_all()``, at interpreter exit, and on SIGINT and SIGTERM. After
     a signal the previous handler runs, except that SIGTERM under the default
     handler raises ``SystemExit(143)`` so that ``finally`` blocks still run. A
-    watchdog thread also releases the keys when neither ``send`` nor
+    signal that arrives while the main thread is inside an X call of this
+    sender is handled as soon as that call returns. pynput runs python-xlib in
+    its threaded mode, whose locks are not reentrant, so a release sent from
+    the handler in the middle of a press could wait forever. A watchdog thread also releases the keys when neither ``send`` nor
     ``heartbeat`` has been called for ``watchdog_s`` seconds.
 
     With an ``echo`` filter, every press and release is announced to it
@@ -216,6 +220,9 @@ class KeySender:
         self.echo = echo
         self._held = np.zeros(len(self._keys), dtype=bool)
         self._lock = threading.RLock()
+        self._main_thread_x_calls = 0
+        """Depth of this sender's X calls now running on the main thread, where signal handlers run."""
+        self._deferred_signal: int | None = None
         self._closed = False
         self._last_beat_s = time.monotonic()
         self.watchdog_s = watchdog_s
@@ -255,7 +262,7 @@ class KeySender:
         untouched = np.zeros_like(requested) if leave is None else np.asarray(leave).reshape(-1).astype(bool)
         if untouched.shape != self._held.shape:
             raise ValueError(f"leave must have one value per key {list(self.key_names)}, got shape {np.shape(leave)}")
-        with self._lock:
+        with self._lock, self._x_calls():
             if self._closed:
                 raise RuntimeError("this KeySender is closed; create a new one")
             self._last_beat_s = time.monotonic()
@@ -267,6 +274,21 @@ class KeySender:
                 # Recorded before the press, so that a signal handled in between releases this key too.
                 self._held[i] = True
                 self._controller.press(self._keys[i])
+
+    @contextlib.contextmanager
+    def _x_calls(self):
+        """Mark a block of X calls, so that a signal arriving on the main thread meanwhile waits for its end."""
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        if on_main_thread:
+            self._main_thread_x_calls += 1
+        try:
+            yield
+        finally:
+            if on_main_thread:
+                self._main_thread_x_calls -= 1
+                if self._main_thread_x_calls == 0 and self._deferred_signal is not None:
+                    signum, self._deferred_signal = self._deferred_signal, None
+                    self._on_signal(signum, None)
 
     def _release(self, i: int) -> None:
         if self.echo is not None:
@@ -280,7 +302,7 @@ class KeySender:
 
     def release_all(self) -> list[str]:
         """Release every key this sender holds; return their names."""
-        with self._lock:
+        with self._lock, self._x_calls():
             released = []
             for i in np.flatnonzero(self._held):
                 try:
@@ -313,6 +335,10 @@ class KeySender:
         self.close()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._main_thread_x_calls > 0:
+            # The main thread is inside an X call, so _x_calls handles the signal when the call returns.
+            self._deferred_signal = signum
+            return
         released = self.release_all()
         logger.warning("signal %s: released keys %s", signal.Signals(signum).name, released)
         previous = self._previous_handlers.get(signum, signal.SIG_DFL)
